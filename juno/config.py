@@ -1,0 +1,241 @@
+"""Configuration: one frozen dataclass per stage, loaded from YAML.
+
+Precedence: command line > a ``--config`` file > the defaults below. Every key
+of ``config.yaml`` at the top of the project is a field here (a test keeps the
+two in step); an unknown or mistyped key is a one-line error naming the key and
+the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from juno.errors import JunoError
+
+# Defaults for a Mac user with the Hugging Face Hub; on a machine without a hub,
+# juno.models.resolve falls back to the locally imported models of the same role.
+DEFAULT_WHISPER = "mlx-community/whisper-large-v3-turbo"
+DEFAULT_LLM = "mlx-community/Qwen2.5-3B-Instruct-4bit"
+
+
+@dataclass(frozen=True)
+class ModelsConfig:
+    # Folder holding imported models (`juno models import`, `juno models fetch`).
+    dir: str = "~/.cache/juno/models"
+    # Never contact the Hugging Face Hub; use only local models and the cache.
+    offline: bool = False
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    # Input device name (substring) or index; None for the system default.
+    device: str | None = None
+    # Sample rate the pipeline runs at; Whisper needs 16 kHz.
+    sample_rate_hz: int = 16000
+    # Length of each audio chunk sent downstream.
+    chunk_ms: int = 100
+
+
+@dataclass(frozen=True)
+class TranscribeConfig:
+    # Whisper model: Hub repo id, local MLX folder or imported model name.
+    model: str = DEFAULT_WHISPER
+    # New audio between two re-transcriptions of the buffer.
+    step_ms: int = 1000
+    # Longest audio buffer kept before it is trimmed.
+    buffer_max_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class TranslateConfig:
+    # LLM: Hub repo id, local MLX folder, GGUF file or imported model name.
+    model: str = DEFAULT_LLM
+    # Wait-k: target word i is written once k + i source words are read.
+    wait_k: int = 3
+    # Target stream start position: an integer, or "source" to continue after the
+    # source read at the first write.
+    phi: str = "source"
+    # Most tokens one target word may take before it is cut.
+    max_tokens_per_word: int = 50
+    # Sampling temperature; 0 is greedy.
+    temp: float = 0.0
+    # Nucleus sampling threshold; 1.0 disables it.
+    top_p: float = 1.0
+    # Repetition penalty; 1.0 disables it.
+    repetition_penalty: float = 1.0
+    # System prompt template; {source} and {target} become language names.
+    system_prompt: str = (
+        "Translate the following {source} text into {target}. "
+        "Output only the translation."
+    )
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    # "auto" (live view on a terminal, plain lines otherwise), "live" or "plain".
+    mode: Literal["auto", "live", "plain"] = "auto"
+    # Folder under which each session writes its files.
+    sessions_dir: str = "sessions"
+
+
+@dataclass(frozen=True)
+class Config:
+    # Language spoken (ISO 639-1 code).
+    source_language: str = "en"
+    # Language to translate into (ISO 639-1 code).
+    target_language: str = "fr"
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    translate: TranslateConfig = field(default_factory=TranslateConfig)
+    display: DisplayConfig = field(default_factory=DisplayConfig)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
+
+
+def _check_value(value: Any, tp: Any) -> Any:
+    """Return value converted to tp, or raise TypeError."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise TypeError
+    if isinstance(tp, types.UnionType) or origin is typing.Union:
+        for arg in typing.get_args(tp):
+            try:
+                return _check_value(value, arg)
+            except TypeError:
+                continue
+        raise TypeError
+    if tp is type(None):
+        if value is None:
+            return None
+        raise TypeError
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise TypeError
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise TypeError
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise TypeError
+    if tp is str:
+        # YAML reads `phi: 0` as an int; a str field takes any scalar as text.
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return str(value)
+        raise TypeError
+    raise TypeError
+
+
+def _build(cls: type, data: dict, source: str, prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise JunoError(f"{source}: unknown config key '{dotted}'{hint}")
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise JunoError(f"{source}: '{dotted}' must be a section of keys")
+            kwargs[key] = _build(tp, value, source, f"{dotted}.")
+            continue
+        try:
+            kwargs[key] = _check_value(value, tp)
+        except TypeError:
+            raise JunoError(
+                f"{source}: '{dotted}' must be {_type_name(tp)}, got {value!r}"
+            ) from None
+    return cls(**kwargs)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise JunoError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise JunoError(f"{path}:{where} not valid YAML") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise JunoError(f"{path}: a config file must be a mapping of keys")
+    return data
+
+
+def parse_override(item: str) -> dict:
+    """Turn ``section.key=value`` into a nested dict; the value is read as YAML."""
+    if "=" not in item:
+        raise JunoError(f"--set {item!r}: expected KEY=VALUE, e.g. translate.wait_k=5")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load(path: str | Path | None = None, overrides: list[dict] | None = None) -> Config:
+    """Build the config: defaults, then the file at ``path``, then ``overrides``.
+
+    ``overrides`` come from the command line (nested dicts, later wins).
+    """
+    data: dict = {}
+    if path is not None:
+        data = _read_yaml(Path(path))
+        _build(Config, data, str(path))  # report file errors against the file
+    for over in overrides or []:
+        _build(Config, over, "command line")
+        data = _merge(data, over)
+    return _build(Config, data, str(path) if path else "command line")
+
+
+def to_dict(config: Config) -> dict:
+    """The config as plain nested data (for reports and for child processes)."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(data: dict) -> Config:
+    """Rebuild a config sent as plain data (see :func:`to_dict`)."""
+    return _build(Config, data, "config")

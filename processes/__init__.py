@@ -1,0 +1,1 @@
+"""One module per OS process of the pipeline."""

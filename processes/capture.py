@@ -1,0 +1,1 @@
+"""The capture process (built in the runtime issue)."""

@@ -1,0 +1,1 @@
+"""The display process (built in the runtime issue)."""

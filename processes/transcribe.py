@@ -1,0 +1,1 @@
+"""The transcribe process (built in the runtime issue)."""

@@ -1,0 +1,1 @@
+"""The translate process (built in the runtime issue)."""
