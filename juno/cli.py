@@ -24,6 +24,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("models", "resolve"), "juno.commands.models", "show which folder a model spec loads"),
     (("smoke",), "juno.commands.smoke", "transcribe JFK and translate it (real weights)"),
     (("translate",), "juno.commands.translate", "streaming text translation"),
+    (("transcribe",), "juno.commands.transcribe", "streaming transcription of an audio file"),
     (("bench", "backend"), "juno.bench.backend", "matmul and forward speed, OpenBLAS vs not"),
     (("bench", "translate"), "juno.bench.translate", "streaming translation benchmark"),
     (("bench", "transcribe"), "juno.bench.transcribe", "streaming transcription benchmark"),
