@@ -1,0 +1,60 @@
+"""Load resolved models in the dtype this machine computes fastest in."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from juno import backend
+from juno.config import Config
+from juno.models.resolve import resolve
+
+log = logging.getLogger(__name__)
+
+
+def _mx_dtype(name: str | None) -> Any:
+    import mlx.core as mx
+
+    return getattr(mx, name) if name else None
+
+
+def whisper_dtype() -> Any:
+    """float32 on the Linux CPU, float16 on a Mac."""
+    import mlx.core as mx
+
+    return _mx_dtype(backend.compute_dtype_name()) or mx.float16
+
+
+def load_llm(spec: str, cfg: Config) -> tuple[Any, Any, Path]:
+    """Resolve and load an LLM with mlx-lm: (model, tokenizer, folder)."""
+    import mlx.core as mx
+    from mlx_lm import load
+    from mlx_lm.utils import dequantize_model
+
+    path = resolve(spec, "llm", cfg.models)
+    start = time.perf_counter()
+    model, tokenizer, model_config = load(str(path), return_config=True)
+    dtype = _mx_dtype(backend.compute_dtype_name())
+    if dtype is not None:
+        if model_config.get("quantization"):
+            # MLX's quantized kernels are slow on this CPU; float32 runs on OpenBLAS.
+            model = dequantize_model(model)
+        model.set_dtype(dtype)
+        mx.eval(model.parameters())
+    backend.log_backend()
+    log.info("loaded LLM %s in %.1f s", path.name, time.perf_counter() - start)
+    return model, tokenizer, path
+
+
+def load_whisper(spec: str, cfg: Config) -> tuple[Any, Path]:
+    """Resolve and load a Whisper model with mlx-whisper: (model, folder)."""
+    from mlx_whisper.load_models import load_model
+
+    path = resolve(spec, "whisper", cfg.models)
+    start = time.perf_counter()
+    model = load_model(str(path), dtype=whisper_dtype())
+    backend.log_backend()
+    log.info("loaded Whisper %s in %.1f s", path.name, time.perf_counter() - start)
+    return model, path
