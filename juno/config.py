@@ -73,8 +73,7 @@ class TranslateConfig:
     repetition_penalty: float = 1.0
     # System prompt template; {source} and {target} become language names.
     system_prompt: str = (
-        "Translate the following {source} text into {target}. "
-        "Output only the translation."
+        "Translate the following {source} text into {target}. Output only the translation."
     )
 
 
