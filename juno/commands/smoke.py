@@ -1,0 +1,80 @@
+"""``juno smoke``: the shortest real run: transcribe a clip, translate the transcript.
+
+Whole-clip transcription and whole-sentence translation with the configured
+models (on a machine with no hub: the imported Whisper base and
+Qwen2.5-Coder-0.5B). It proves the models load and work; the live pipeline is
+``juno run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from juno.config import Config
+from juno.languages import language_name
+from juno.paths import shared_data
+
+DEFAULT_AUDIO = (
+    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "audio" / "jfk.flac"
+)
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", nargs="?", type=Path, help="audio file (default: the JFK sample)")
+    p.add_argument("--target", help="target language code (default: config target_language)")
+
+
+def translate_offline(model, tokenizer, text: str, source: str, target: str, prompt: str) -> str:
+    """Translate one whole text greedily with the chat template."""
+    from mlx_lm import generate
+
+    messages = [
+        {"role": "system", "content": prompt.format(source=source, target=target)},
+        {"role": "user", "content": text},
+    ]
+    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    out = generate(model, tokenizer, rendered, max_tokens=4 * len(text.split()) + 16)
+    return out.strip().splitlines()[0].strip() if out.strip() else ""
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    import mlx_whisper
+
+    from juno.audio import load_audio
+    from juno.models.loading import load_llm, load_whisper
+
+    target = args.target or cfg.target_language
+    audio = load_audio(args.audio or shared_data() / "audio" / "jfk.flac")
+    _, whisper_path = load_whisper(cfg.transcribe.model, cfg)
+    start = time.perf_counter()
+    result = mlx_whisper.transcribe(
+        audio,
+        path_or_hf_repo=str(whisper_path),
+        language=cfg.source_language,
+        fp16=False if _linux() else True,
+    )
+    transcript = result["text"].strip()
+    asr_s = time.perf_counter() - start
+    print(f"transcript ({whisper_path.name}, {asr_s:.1f} s): {transcript}")
+
+    model, tokenizer, llm_path = load_llm(cfg.translate.model, cfg)
+    start = time.perf_counter()
+    translation = translate_offline(
+        model,
+        tokenizer,
+        transcript,
+        language_name(cfg.source_language),
+        language_name(target),
+        cfg.translate.system_prompt,
+    )
+    mt_s = time.perf_counter() - start
+    print(f"translation → {target} ({llm_path.name}, {mt_s:.1f} s): {translation}")
+    return 0
+
+
+def _linux() -> bool:
+    from juno.backend import is_linux
+
+    return is_linux()
