@@ -1,0 +1,145 @@
+"""Transcribe one audio window with mlx-whisper: words with times, and the decoder's confidence.
+
+Whisper's encoder always takes 30 s of mel frames, so a 3 s buffer would pay
+for 27 s of padding. :class:`FittedEncoder` wraps the model's encoder so that it
+accepts fewer frames (it slices the sinusoidal positional embedding to the
+frames given, as whisper.cpp's ``audio_ctx`` does) and passes already encoded
+features straight through. mlx-whisper's decoding, language detection and
+word alignment all call ``model.encoder``; with the wrapper in place one encoder
+pass per window serves all three, on a context that grows with the audio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlx.core as mx
+import mlx.nn as nn
+import numpy as np
+from mlx_whisper.audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
+from mlx_whisper.decoding import DecodingOptions, decode
+from mlx_whisper.timing import add_word_timestamps
+from mlx_whisper.tokenizer import get_tokenizer
+
+from juno.transcriber.words import Word
+
+# Whisper's longest window.
+MAX_WINDOW_S = N_FRAMES * HOP_LENGTH / SAMPLE_RATE
+
+
+class FittedEncoder(nn.Module):
+    """Whisper's audio encoder on any even number of mel frames up to 3000."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.inner = encoder
+        self.full_embedding = encoder._positional_embedding
+        self.n_mels = encoder.conv1.weight.shape[-1]
+
+    def __call__(self, x: mx.array) -> mx.array:
+        if x.shape[-1] != self.n_mels:
+            return x  # already encoded: decoding and alignment pass features back in
+        # conv2 has stride 2: the encoder emits one position per two mel frames.
+        self.inner._positional_embedding = self.full_embedding[: (x.shape[-2] + 1) // 2]
+        return self.inner(x)
+
+
+def fit_encoder(model: nn.Module) -> None:
+    """Install :class:`FittedEncoder` on a loaded Whisper model (once)."""
+    if not isinstance(model.encoder, FittedEncoder):
+        model.encoder = FittedEncoder(model.encoder)
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """One window's transcription; word times are seconds from the window start."""
+
+    words: list[Word]
+    text: str
+    language: str
+    # Probability of the no-speech token at the start of decoding.
+    no_speech_prob: float
+    # Mean log probability of the sampled tokens.
+    avg_logprob: float
+    # gzip compression ratio of the text: high for repetition loops.
+    compression_ratio: float
+    # Encoder positions the window used (1500 for a full 30 s window).
+    encoder_positions: int
+
+
+class WhisperWindow:
+    """Transcribes windows of up to 30 s of 16 kHz audio with word timestamps."""
+
+    def __init__(self, model: nn.Module, fit_context: bool = True, context_pad_s: float = 1.0):
+        """``fit_context`` runs the encoder on the audio plus ``context_pad_s`` of
+        padding instead of on a full 30 s window."""
+        fit_encoder(model)
+        self.model = model
+        self.fit_context = fit_context
+        self.context_pad_s = context_pad_s
+        self.dtype = model.encoder.inner.conv1.weight.dtype
+
+    def encode(self, audio: np.ndarray) -> tuple[mx.array, int]:
+        """Encoder features of ``audio`` and the number of mel frames holding audio."""
+        n_audio = min(len(audio), N_FRAMES * HOP_LENGTH)
+        content = n_audio // HOP_LENGTH
+        if self.fit_context:
+            frames = content + round(self.context_pad_s * SAMPLE_RATE / HOP_LENGTH)
+            frames = min(N_FRAMES, frames + frames % 2)
+        else:
+            frames = N_FRAMES
+        # The log-mel is normalized to its loudest frame, so compute it over the
+        # audio padded with digital silence, as mlx-whisper's transcribe does.
+        mel = log_mel_spectrogram(
+            audio[:n_audio], n_mels=self.model.dims.n_mels, padding=frames * HOP_LENGTH
+        )[:frames]
+        features = self.model.encoder(mel[None].astype(self.dtype))
+        mx.eval(features)
+        return features[0], content
+
+    def detect_language(self, audio: np.ndarray) -> str:
+        """The most probable language of ``audio`` (ISO 639-1)."""
+        features, _ = self.encode(audio)
+        _, probs = self.model.detect_language(features)
+        return max(probs, key=probs.get)
+
+    def transcribe(self, audio: np.ndarray, language: str, prompt: str = "") -> WindowResult:
+        """Greedy decoding of one window, then word times by cross-attention alignment."""
+        model = self.model
+        features, content_frames = self.encode(audio)
+        options = DecodingOptions(
+            language=language,
+            prompt=prompt or None,
+            temperature=0.0,
+            fp16=self.dtype == mx.float16,
+        )
+        result = decode(model, features, options)
+        tokenizer = get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages, language=language
+        )
+        duration_s = content_frames * HOP_LENGTH / SAMPLE_RATE
+        segment = {"seek": 0, "start": 0.0, "end": duration_s, "tokens": result.tokens}
+        words: list[Word] = []
+        if any(t < tokenizer.eot for t in result.tokens):
+            add_word_timestamps(
+                segments=[segment],
+                model=model,
+                tokenizer=tokenizer,
+                mel=features,
+                num_frames=content_frames,
+                last_speech_timestamp=0.0,
+            )
+            words = [
+                Word(w["word"].strip(), float(w["start"]), float(w["end"]), w["probability"])
+                for w in segment["words"]
+                if w["word"].strip()
+            ]
+        return WindowResult(
+            words=words,
+            text=result.text,
+            language=language,
+            no_speech_prob=float(result.no_speech_prob),
+            avg_logprob=float(result.avg_logprob),
+            compression_ratio=float(result.compression_ratio),
+            encoder_positions=int(features.shape[0]),
+        )
