@@ -8,7 +8,9 @@ from pathlib import Path
 import jiwer
 import mlx_whisper
 import pytest
-from mlx_whisper.audio import SAMPLE_RATE, load_audio
+from mlx_whisper.audio import SAMPLE_RATE
+
+from juno.audio import load_audio
 
 JFK = (
     "And so my fellow Americans, ask not what your country can do for you,"
@@ -25,7 +27,7 @@ def normalize(text: str) -> str:
 def test_whisper_base_transcribes_jfk_with_sensible_word_times(
     whisper_base_path: Path, data_dir: Path
 ) -> None:
-    audio = load_audio(str(data_dir / "audio" / "jfk.flac"))  # ffmpeg resamples to 16 kHz
+    audio = load_audio(data_dir / "audio" / "jfk.flac")
     duration_s = audio.shape[0] / SAMPLE_RATE
     result = mlx_whisper.transcribe(
         audio,

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from juno import backend
 from juno import config as config_mod
 from juno.config import ModelsConfig
 from juno.errors import JunoError
@@ -69,7 +70,9 @@ def import_path(src: Path, dest: Path, overwrite: bool = False) -> Path:
     elif kind == "ct2-whisper":
         from juno.models.ct2_import import import_ct2_whisper
 
-        out = import_ct2_whisper(src, dest, overwrite=overwrite)
+        # mlx-whisper computes in the dtype its weights are stored in.
+        dtype = backend.compute_dtype_name() or "float16"
+        out = import_ct2_whisper(src, dest, dtype=dtype, overwrite=overwrite)
     elif kind in ("mlx-lm", "mlx-whisper"):
         raise JunoError(f"{src} is already an MLX model folder ({kind}); use it as it is")
     elif src.is_file():
