@@ -1,0 +1,294 @@
+"""The streaming translator: wait-k over a dual-stream cache, one sentence at a time.
+
+Live-input stepper in the manner of whisper_streaming: :meth:`feed` source
+words as they come, :meth:`step` to get the target words the policy allows
+now, :meth:`end_sentence` when a sentence is complete, :meth:`finish` at the
+end. The system prompt is encoded once; after each sentence the caches are
+trimmed back to it, so memory stays bounded over an endless conversation.
+
+The decode loop is our own: mlx-lm's ``generate_step`` dispatches the next
+token before the current one is known, which leaves no room to switch between
+reading and writing between two tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import mlx.core as mx
+
+from juno.errors import JunoError
+from juno.simul.cache import DualStreamCache, Stream
+from juno.simul.policy import Action, TargetWord, WaitK
+from juno.simul.prompt import StreamPrompt, encode_word
+from juno.simul.support import check_supported
+
+Phi = int | str  # an int, or "source": the source length read at the first write
+
+DEFAULT_SYSTEM_PROMPT = (
+    "Translate the following {source} text into {target}. Output only the translation."
+)
+
+
+def parse_phi(value: int | str) -> Phi:
+    """``"source"`` or a non-negative integer (config files give it as text)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        phi = value
+    elif str(value).strip().lower() == "source":
+        return "source"
+    else:
+        try:
+            phi = int(str(value).strip())
+        except ValueError:
+            raise JunoError(f"phi must be 'source' or an integer, got {value!r}") from None
+    if phi < 0:
+        raise JunoError(f"phi must not be negative, got {phi}")
+    return phi
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """One sampled target token, with the word it finished (if any)."""
+
+    token: int
+    piece: str  # text this token adds to the translation
+    word: TargetWord | None  # the target word this token finished
+    eos: bool  # the token is an end-of-sequence token (not part of the text)
+    sentence_done: bool  # the sentence's translation is over after this token
+    source_words_read: int
+    target_words: int  # target words finished in this sentence
+
+
+def _common_prefix_len(a: str, b: str) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class StreamingTranslator:
+    """Simultaneous translation with an unmodified mlx-lm model (see module doc)."""
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        source_language: str,
+        target_language: str,
+        wait_k: int = 3,
+        phi: Phi = "source",
+        max_tokens_per_word: int = 50,
+        max_words_per_sentence: int | None = None,
+        system_prompt: str | None = None,
+        sampler: Callable[[mx.array], mx.array] | None = None,
+        logits_processors: Sequence[Callable[[mx.array, mx.array], mx.array]] = (),
+    ) -> None:
+        num_layers = check_supported(model)
+        if wait_k < 1:
+            raise JunoError(f"wait-k needs k >= 1, got {wait_k}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.phi = parse_phi(phi)
+        self.policy = WaitK(
+            k=wait_k, max_tokens_per_word=max_tokens_per_word, max_words=max_words_per_sentence
+        )
+        template = system_prompt or DEFAULT_SYSTEM_PROMPT
+        system = template.format(source=source_language, target=target_language)
+        self.prompt = StreamPrompt.from_template(tokenizer, system)
+        self.sampler = sampler or (lambda logprobs: mx.argmax(logprobs, axis=-1))
+        self.logits_processors = list(logits_processors)
+        eos = sorted(tokenizer.eos_token_ids)
+        vocab = model.args.vocab_size
+        self._eos = frozenset(eos)
+        self._eos_mask = mx.zeros((vocab,), dtype=mx.bool_)
+        if eos:
+            self._eos_mask[mx.array(eos)] = True
+        # Source chunks only need keys and values: run the body, skip the LM head.
+        self._body = getattr(model, "model", model)
+
+        self.cache = DualStreamCache(num_layers)
+        self._encode_source(list(self.prompt.prefix))
+        self.prefix_slots = self.cache.slots
+
+        self._sentences: deque[list[str]] = deque([[]])  # words of queued sentences
+        self._ended: deque[bool] = deque([False])
+        self._logits: mx.array | None = None
+        self._tokens: list[int] = []  # sampled target tokens of this sentence
+        self._text = ""
+        self.stats = Stats()
+
+    # -- live input -----------------------------------------------------------
+
+    def feed(self, words: str | Iterable[str]) -> None:
+        """Queue source words (a string is split on whitespace)."""
+        new = words.split() if isinstance(words, str) else [w for w in words if w.strip()]
+        if not new:
+            return
+        if self._ended[-1]:
+            self._sentences.append([])
+            self._ended.append(False)
+        self._sentences[-1].extend(new)
+        if len(self._sentences) == 1:
+            self.policy.add_source(len(new))
+
+    def end_sentence(self) -> None:
+        """The words fed so far complete a sentence."""
+        if self._ended[-1] or not self._sentences[-1]:
+            return
+        self._ended[-1] = True
+        if len(self._sentences) == 1:
+            self.policy.end_source()
+
+    def step(self) -> list[TargetWord]:
+        """Translate as far as the input allows; the target words finished."""
+        return [e.word for e in self.events() if e.word is not None]
+
+    def finish(self) -> list[TargetWord]:
+        """End the open sentence and translate everything queued."""
+        self.end_sentence()
+        return self.step()
+
+    @property
+    def pending_words(self) -> int:
+        """Source words received but not yet translated (all queued sentences)."""
+        return sum(len(s) for s in self._sentences) - self.policy.read
+
+    # -- the decode loop ------------------------------------------------------
+
+    def events(self) -> Iterator[TokenEvent]:
+        """Run until starved; yield every sampled target token."""
+        policy = self.policy
+        while True:
+            action = policy.next_action()
+            if action is Action.WAIT:
+                return
+            if action in (Action.READ, Action.READ_END):
+                self._read()
+            elif action is Action.START:
+                self._start()
+            elif action is Action.FEED:
+                self._target_forward([policy.held])
+                policy.on_fed()
+            elif action is Action.SAMPLE:
+                yield self._sample()
+            elif action is Action.FINISH:
+                self._next_sentence()
+
+    def _read(self) -> None:
+        """Encode every source piece the policy asks for, in one chunk."""
+        policy, words = self.policy, self._sentences[0]
+        tokens: list[int] = []
+        action = policy.next_action()
+        while action in (Action.READ, Action.READ_END):
+            if action is Action.READ:
+                tokens += encode_word(self.tokenizer, words[policy.read], policy.read == 0)
+                policy.on_read()
+            else:
+                tokens += self.prompt.footer
+                policy.on_read_end()
+            action = policy.next_action()
+        start = time.perf_counter()
+        self._encode_source(tokens)
+        self.stats.add_source(len(tokens), time.perf_counter() - start)
+
+    def _start(self) -> None:
+        """First write of the sentence: fix phi and encode the assistant header."""
+        phi = self.cache.source_len if self.phi == "source" else self.phi
+        self.cache.set_phi(phi)
+        self._target_forward(list(self.prompt.header))
+        self.policy.on_started()
+
+    def _sample(self) -> TokenEvent:
+        start = time.perf_counter()
+        logits = self._logits
+        if self.logits_processors:
+            history = mx.array(self._tokens, dtype=mx.uint32)
+            for processor in self.logits_processors:
+                logits = processor(history, logits)
+        if not self.policy.eos_allowed:
+            # More source may come: the translation must not end yet.
+            logits = mx.where(self._eos_mask, -mx.inf, logits)
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        token = int(self.sampler(logprobs).item())
+        self.stats.add_target(0, time.perf_counter() - start, sampled=1)
+
+        eos = token in self._eos
+        piece = "" if eos else self._piece(token)
+        word = self.policy.on_token(token, piece, eos)
+        if word is not None:
+            word = replace(word, text=self.tokenizer.decode(list(word.tokens)).strip())
+        return TokenEvent(
+            token=token,
+            piece=piece,
+            word=word,
+            eos=eos,
+            sentence_done=self.policy.next_action() is Action.FINISH,
+            source_words_read=self.policy.read,
+            target_words=self.policy.written,
+        )
+
+    def _piece(self, token: int) -> str:
+        """The text ``token`` adds to the sentence's translation."""
+        self._tokens.append(token)
+        text = self.tokenizer.decode(self._tokens)
+        piece = text[_common_prefix_len(self._text, text) :]
+        self._text = text
+        return piece
+
+    def _next_sentence(self) -> None:
+        """Return to the system-prompt prefix and start on the next queued sentence."""
+        self.cache.truncate(self.prefix_slots)
+        self._sentences.popleft()
+        self._ended.popleft()
+        if not self._sentences:
+            self._sentences.append([])
+            self._ended.append(False)
+        self.policy.reset(available=len(self._sentences[0]), source_ended=self._ended[0])
+        self._tokens, self._text, self._logits = [], "", None
+
+    # -- model calls ----------------------------------------------------------
+
+    def _encode_source(self, tokens: list[int]) -> None:
+        self.cache.use(Stream.SOURCE)
+        self._body(mx.array([tokens]), cache=self.cache.layers)
+        self.cache.commit(len(tokens))
+        mx.eval(self.cache.arrays())
+
+    def _target_forward(self, tokens: list[int]) -> None:
+        start = time.perf_counter()
+        self.cache.use(Stream.TARGET)
+        logits = self.model(mx.array([tokens]), cache=self.cache.layers)
+        self.cache.commit(len(tokens))
+        self._logits = logits[:, -1, :]
+        mx.eval(self._logits)
+        self.stats.add_target(len(tokens), time.perf_counter() - start)
+
+
+@dataclass
+class Stats:
+    """Compute spent so far (wall time of model calls), for tokens/s reports."""
+
+    source_tokens: int = 0
+    source_s: float = 0.0
+    target_tokens: int = 0  # tokens encoded on the target stream (header included)
+    sampled: int = 0
+    target_s: float = 0.0
+
+    def add_source(self, n: int, seconds: float) -> None:
+        self.source_tokens += n
+        self.source_s += seconds
+
+    def add_target(self, n: int, seconds: float, sampled: int = 0) -> None:
+        self.target_tokens += n
+        self.sampled += sampled
+        self.target_s += seconds
+
+    @property
+    def generation_tps(self) -> float:
+        return self.sampled / self.target_s if self.target_s else 0.0

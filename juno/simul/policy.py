@@ -1,0 +1,196 @@
+"""Wait-k scheduling and target word boundaries: a pure stepper, no MLX.
+
+The engine asks :meth:`WaitK.next_action` what to do, does it on the model
+and reports back (``on_read``, ``on_started``, ``on_fed``, ``on_token``). The
+scheduler holds the whole read/write logic of one sentence, so it is tested
+on scripted input without a model.
+
+Token life cycle. A sampled token is not fed to the model at once: it is
+*held* until the policy allows writing. When a sampled token starts the next
+target word while that word may not be written yet, the token stays held
+across the read(s) and is fed only afterwards, so its cache entry sees the new
+source: the token that started the next word is kept out of the target cache
+and produced there again after the next read, at no extra forward pass.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+# Characters that end a target word when its text ends with one of them.
+WORD_END_PUNCTUATION = frozenset(",.;:!?…»)]}\"”’、。，！？；：")
+
+# Guard against a model that keeps going after the translation: at most this
+# many target words per source word (plus a slack) unless a limit is given.
+RUNAWAY_WORDS_PER_SOURCE_WORD = 2
+RUNAWAY_SLACK_WORDS = 10
+
+
+class Action(enum.Enum):
+    """What the engine should do next."""
+
+    READ = "read"  # encode the next source word
+    READ_END = "read_end"  # encode the end-of-user-turn marker
+    START = "start"  # first write of the sentence: fix phi, encode the assistant header
+    FEED = "feed"  # encode the held token (``WaitK.held``) on the target stream
+    SAMPLE = "sample"  # sample a token from the pending logits (EOS only if allowed)
+    WAIT = "wait"  # starved: more source words or the sentence end are needed
+    FINISH = "finish"  # sentence translated: return to the system-prompt prefix
+
+
+def starts_new_word(word_text: str, piece: str) -> bool:
+    """A token starts a new word when it opens with a space after non-space text."""
+    return bool(word_text.strip()) and piece[:1].isspace()
+
+
+def ends_word(word_text: str) -> bool:
+    """A word ends with a punctuation mark (the mark stays in the word)."""
+    text = word_text.rstrip()
+    return bool(text) and text[-1] in WORD_END_PUNCTUATION
+
+
+@dataclass(frozen=True)
+class TargetWord:
+    """One finished target word."""
+
+    text: str  # decoded text, stripped
+    tokens: tuple[int, ...]  # its tokens (a leading space token included)
+    delay: int  # source words read when it was written
+    index: int  # 0-based position in the sentence's translation
+    cut: bool = False  # ended by the per-word token cap, not by a boundary
+
+
+@dataclass
+class WaitK:
+    """Wait-k read/write schedule over one sentence at a time.
+
+    Target word i (0-based) may be written once ``k + i`` source words are read;
+    once the end of the sentence is read, writing goes on to the end (EOS or the
+    word limit). Reading is lazy: a source word is read only when writing is not
+    allowed, so a text fed all at once gets the same schedule as a live one.
+    """
+
+    k: int
+    max_tokens_per_word: int = 50
+    max_words: int | None = None  # per sentence; None: the runaway guard
+    available: int = 0  # source words received for this sentence
+    read: int = 0  # source words encoded
+    source_ended: bool = False  # the sentence end was announced
+    end_read: bool = False  # the end-of-turn marker is encoded
+    started: bool = False  # the assistant header is encoded
+    written: int = 0  # target words finished (the index of the word in progress)
+    held: int | None = None  # sampled token waiting to be fed
+    finished: bool = False  # EOS sampled or the word limit reached
+    word_tokens: list[int] = field(default_factory=list)
+    word_text: str = ""
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"wait-k needs k >= 1, got {self.k}")
+        if self.max_tokens_per_word < 1:
+            raise ValueError("max_tokens_per_word must be at least 1")
+
+    # -- input ------------------------------------------------------------
+
+    def add_source(self, n_words: int = 1) -> None:
+        """More source words arrived for this sentence."""
+        if self.source_ended:
+            raise ValueError("source words after the sentence end")
+        self.available += n_words
+
+    def end_source(self) -> None:
+        """The sentence is complete: no more source words will come."""
+        self.source_ended = True
+
+    # -- decisions --------------------------------------------------------
+
+    @property
+    def word_limit(self) -> int:
+        if self.max_words is not None:
+            return self.max_words
+        return RUNAWAY_WORDS_PER_SOURCE_WORD * self.available + RUNAWAY_SLACK_WORDS
+
+    @property
+    def eos_allowed(self) -> bool:
+        """EOS only once the whole source sentence is read."""
+        return self.end_read
+
+    def may_write(self) -> bool:
+        """Whether target word ``written`` may be (or keep being) written now."""
+        if self.finished or self.written >= self.word_limit:
+            return False
+        return self.end_read or self.read >= self.k + self.written
+
+    def next_action(self) -> Action:
+        if self.finished or (self.end_read and self.written >= self.word_limit):
+            return Action.FINISH
+        if self.may_write():
+            if not self.started:
+                return Action.START
+            return Action.FEED if self.held is not None else Action.SAMPLE
+        if self.read < self.available:
+            return Action.READ
+        if self.source_ended and not self.end_read:
+            return Action.READ_END
+        return Action.WAIT
+
+    # -- reports from the engine -------------------------------------------
+
+    def on_read(self) -> None:
+        self.read += 1
+
+    def on_read_end(self) -> None:
+        self.end_read = True
+
+    def on_started(self) -> None:
+        self.started = True
+
+    def on_fed(self) -> None:
+        self.held = None
+
+    def on_token(self, token: int, piece: str, is_eos: bool) -> TargetWord | None:
+        """A sampled token; returns the target word it finished, if any.
+
+        ``piece`` is the text the token adds to the translation.
+        """
+        if self.held is not None:
+            raise RuntimeError("a held token must be fed before sampling")
+        if is_eos:
+            self.finished = True
+            return self._finish_word(cut=False) if self.word_tokens else None
+        if starts_new_word(self.word_text, piece):
+            done = self._finish_word(cut=False)
+            self.word_tokens, self.word_text = [token], piece
+            self.held = token
+            return done
+        self.word_tokens.append(token)
+        self.word_text += piece
+        self.held = token
+        if ends_word(self.word_text):
+            return self._finish_word(cut=False)
+        if len(self.word_tokens) >= self.max_tokens_per_word:
+            return self._finish_word(cut=True)
+        return None
+
+    def _finish_word(self, cut: bool) -> TargetWord | None:
+        """Close the word in progress; whitespace-only words count but are not shown."""
+        text = self.word_text.strip()
+        word = TargetWord(
+            text=text,
+            tokens=tuple(self.word_tokens),
+            delay=self.read,
+            index=self.written,
+            cut=cut,
+        )
+        self.written += 1
+        self.word_tokens, self.word_text = [], ""
+        return word if text else None
+
+    def reset(self, available: int = 0, source_ended: bool = False) -> None:
+        """Start the next sentence (with the words already received for it)."""
+        self.available, self.read = available, 0
+        self.source_ended, self.end_read = source_ended, False
+        self.started, self.finished = False, False
+        self.written, self.held = 0, None
+        self.word_tokens, self.word_text = [], ""
