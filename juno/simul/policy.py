@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass, field
 
 # Characters that end a target word when its text ends with one of them.
-WORD_END_PUNCTUATION = frozenset(",.;:!?…»)]}\"”’、。，！？；：")
+WORD_END_PUNCTUATION = frozenset(',.;:!?…»)]}"”、。，！？；：')
 
 # Guard against a model that keeps going after the translation: at most this
 # many target words per source word (plus a slack) unless a limit is given.

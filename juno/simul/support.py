@@ -24,8 +24,7 @@ def check_supported(model: Any) -> int:
     if kind not in SUPPORTED_MODEL_TYPES:
         known = ", ".join(sorted(SUPPORTED_MODEL_TYPES))
         raise JunoError(
-            f"streaming translation does not support model type '{kind}' "
-            f"(supported: {known})"
+            f"streaming translation does not support model type '{kind}' (supported: {known})"
         )
     if hasattr(model, "make_cache"):
         # A model asks for other caches when it has sliding-window or recurrent layers.

@@ -1,0 +1,154 @@
+"""The wait-k stepper on scripted input: no model, no MLX."""
+
+from __future__ import annotations
+
+import pytest
+
+from juno.simul.policy import Action, WaitK, ends_word, starts_new_word
+
+EOS = -1
+
+
+class Script:
+    """Plays the engine: executes actions, samples scripted pieces, logs what happened."""
+
+    def __init__(self, policy: WaitK, pieces: list[str]):
+        self.policy = policy
+        self.pieces = list(pieces)  # what the "model" samples, in order ("<eos>" = EOS)
+        self.sampled = list(pieces)  # token id i is the i-th scripted piece
+        self.log: list[str] = []
+        self.words: list[tuple[str, int]] = []  # (text, delay)
+        self.fed: list[int] = []
+        self.next_id = 0
+
+    def run(self) -> Action:
+        """Until the policy waits or finishes the sentence."""
+        p = self.policy
+        while True:
+            action = p.next_action()
+            if action in (Action.WAIT, Action.FINISH):
+                return action
+            if action is Action.READ:
+                p.on_read()
+                self.log.append(f"R{p.read}")
+            elif action is Action.READ_END:
+                p.on_read_end()
+                self.log.append("R$")
+            elif action is Action.START:
+                p.on_started()
+                self.log.append("H")
+            elif action is Action.FEED:
+                self.fed.append(p.held)
+                p.on_fed()
+            else:
+                assert self.pieces, "the policy sampled more than scripted"
+                piece = self.pieces.pop(0)
+                eos = piece == "<eos>"
+                token, self.next_id = self.next_id, self.next_id + 1
+                self.log.append(f"S{piece.strip() or repr(piece)}" if not eos else "EOS")
+                word = p.on_token(EOS if eos else token, "" if eos else piece, eos)
+                if word is not None:
+                    text = "".join(self.sampled[t] for t in word.tokens).strip()
+                    self.words.append((text, word.delay))
+
+
+def make(k: int, pieces: list[str], **kw) -> Script:
+    return Script(WaitK(k=k, **kw), pieces)
+
+
+def test_word_boundaries():
+    assert starts_new_word("chat", " noir")
+    assert not starts_new_word("ch", "at")
+    assert not starts_new_word("", " Le")  # a leading space opens the first word
+    assert ends_word("chat,") and ends_word("fin. ") and not ends_word("l'")
+
+
+def test_wait_k_schedule_with_all_source_available():
+    """Text given at once: word i is written after k + i reads, then to the end."""
+    s = make(2, ["Le", " chat", " dort", ".", "<eos>"])
+    s.policy.add_source(3)
+    s.policy.end_source()
+    assert s.run() is Action.FINISH
+    assert s.words == [("Le", 2), ("chat", 3), ("dort.", 3)]
+    # Reads are lazy: one word before each write while the source lasts.
+    assert s.log == ["R1", "R2", "H", "SLe", "Schat", "R3", "Sdort", "R$", "S.", "EOS"]
+
+
+def test_starved_policy_never_writes():
+    s = make(3, ["Le", " chat"])
+    s.policy.add_source(2)
+    assert s.run() is Action.WAIT
+    assert s.log == ["R1", "R2"] and s.words == []
+    s.policy.add_source(1)
+    assert s.run() is Action.WAIT
+    # The word "Le" is finished by the token that starts " chat", which waits.
+    assert s.words == [("Le", 3)]
+    assert s.log[-3:] == ["H", "SLe", "Schat"]
+
+
+def test_token_that_starts_the_next_word_waits_for_the_next_read():
+    s = make(1, ["Le", " chat", " noir", "<eos>"])
+    s.policy.add_source(1)
+    s.run()
+    # " chat" was sampled and finished "Le", but word 1 needs a second source word:
+    # it is held, not fed, until that word is read.
+    assert s.words == [("Le", 1)]
+    assert s.fed == [0] and s.policy.held == 1
+    s.policy.add_source(1)
+    s.run()
+    assert s.fed[:2] == [0, 1]  # " chat" fed only after the read
+    assert s.log[:5] == ["R1", "H", "SLe", "Schat", "R2"]
+
+
+def test_sentence_end_writes_to_the_end_and_allows_eos():
+    s = make(5, ["Bonjour", " à", " tous", "<eos>"])
+    s.policy.add_source(2)
+    assert s.run() is Action.WAIT and s.words == []
+    assert not s.policy.eos_allowed
+    s.policy.end_source()
+    assert s.run() is Action.FINISH
+    assert s.policy.eos_allowed
+    assert s.words == [("Bonjour", 2), ("à", 2), ("tous", 2)]
+
+
+def test_eos_is_suppressed_while_more_source_can_come():
+    s = make(1, [])
+    s.policy.add_source(1)
+    assert s.policy.next_action() is Action.READ
+    s.policy.on_read()
+    assert not s.policy.eos_allowed
+    s.policy.end_source()
+    assert not s.policy.eos_allowed  # the end marker is not read yet
+    s.policy.on_read_end()
+    assert s.policy.eos_allowed
+
+
+def test_per_word_token_cap_cuts_the_word():
+    s = make(1, ["a", "b", "c", "d", "e", "<eos>"], max_tokens_per_word=2)
+    s.policy.add_source(1)
+    s.policy.end_source()
+    assert s.run() is Action.FINISH
+    assert s.words == [("ab", 1), ("cd", 1), ("e", 1)]
+
+
+def test_runaway_translation_stops_at_the_word_limit():
+    s = make(1, ["x", " y", " z", " w"], max_words=2)
+    s.policy.add_source(1)
+    s.policy.end_source()
+    assert s.run() is Action.FINISH
+    assert [w for w, _ in s.words] == ["x", "y"]
+
+
+def test_reset_starts_the_next_sentence_with_its_queued_words():
+    p = WaitK(k=2)
+    p.add_source(4)
+    p.end_source()
+    p.on_read()
+    p.reset(available=3, source_ended=False)
+    assert (p.read, p.available, p.written, p.end_read) == (0, 3, 0, False)
+    assert p.next_action() is Action.READ
+
+
+def test_k_must_be_positive():
+    with pytest.raises(ValueError):
+        WaitK(k=0)
