@@ -223,12 +223,15 @@ class StreamingTranslator:
         word = self.policy.on_token(token, piece, eos)
         if word is not None:
             word = replace(word, text=self.tokenizer.decode(list(word.tokens)).strip())
+        done = self.policy.next_action() is Action.FINISH
+        if done and not eos and (word is None or word.tokens[-1] != token):
+            piece = ""  # the next word's first token, dropped at the word limit
         return TokenEvent(
             token=token,
             piece=piece,
             word=word,
             eos=eos,
-            sentence_done=self.policy.next_action() is Action.FINISH,
+            sentence_done=done,
             source_words_read=self.policy.read,
             target_words=self.policy.written,
         )

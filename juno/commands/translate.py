@@ -1,0 +1,132 @@
+"""``juno translate``: streaming text translation from stdin or a file.
+
+Each input line is one or more sentences (a word ending in . ! or ? ends a
+sentence). Words are fed all at once, or paced at ``--words-per-second`` to
+simulate a speaker; target words are printed as the wait-k policy releases
+them, one translated sentence per output line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from juno.config import Config
+from juno.errors import JunoError
+from juno.languages import language_name
+
+SENTENCE_END = (".", "!", "?", "…", '."', '!"', '?"', ".»", "!»", "?»")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", nargs="?", type=Path, help="text file (default: stdin)")
+    p.add_argument("--model", help="LLM spec (default: translate.model)")
+    p.add_argument("--source", help="source language code (default: source_language)")
+    p.add_argument("--target", help="target language code (default: target_language)")
+    p.add_argument("--wait-k", type=int, help="wait-k lag in words (default: translate.wait_k)")
+    p.add_argument("--phi", help="target start position: an integer or 'source'")
+    p.add_argument(
+        "--words-per-second",
+        type=float,
+        default=0.0,
+        help="feed source words at this pace (0: each sentence at once)",
+    )
+    p.add_argument(
+        "--show-delays",
+        action="store_true",
+        help="print each target word with the number of source words read",
+    )
+
+
+def sentences(lines: Iterator[str]) -> Iterator[list[str]]:
+    """Split text into sentences of words: at line ends and sentence punctuation."""
+    for line in lines:
+        words: list[str] = []
+        for word in line.split():
+            words.append(word)
+            if word.endswith(SENTENCE_END):
+                yield words
+                words = []
+        if words:
+            yield words
+
+
+def _read_lines(path: Path | None) -> Iterator[str]:
+    if path is None:
+        yield from sys.stdin
+        return
+    try:
+        with path.open(encoding="utf-8") as f:
+            yield from f
+    except OSError as e:
+        raise JunoError(f"cannot read {path}: {e.strerror}") from None
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+    from juno.models.loading import load_llm
+    from juno.simul.engine import StreamingTranslator, parse_phi
+
+    tc = cfg.translate
+    if args.words_per_second < 0:
+        raise JunoError("--words-per-second must not be negative")
+    phi = parse_phi(args.phi if args.phi is not None else tc.phi)
+    source = language_name(args.source or cfg.source_language)
+    target = language_name(args.target or cfg.target_language)
+    model, tokenizer, _ = load_llm(args.model or tc.model, cfg)
+    translator = StreamingTranslator(
+        model,
+        tokenizer,
+        source_language=source,
+        target_language=target,
+        wait_k=args.wait_k if args.wait_k is not None else tc.wait_k,
+        phi=phi,
+        max_tokens_per_word=tc.max_tokens_per_word,
+        system_prompt=tc.system_prompt,
+        sampler=make_sampler(temp=tc.temp, top_p=tc.top_p),
+        logits_processors=make_logits_processors(
+            repetition_penalty=tc.repetition_penalty if tc.repetition_penalty != 1.0 else None
+        ),
+    )
+    out = _Printer(args.show_delays)
+    pace = 1.0 / args.words_per_second if args.words_per_second else 0.0
+    next_at = time.monotonic()
+    for words in sentences(_read_lines(args.input)):
+        if pace:
+            for word in words:
+                # The speaker's clock: wait until the word is spoken, never ahead.
+                time.sleep(max(0.0, next_at - time.monotonic()))
+                next_at = max(next_at, time.monotonic()) + pace
+                translator.feed(word)
+                out.words(translator.step())
+        else:
+            translator.feed(words)
+        translator.end_sentence()
+        out.words(translator.step())
+        out.end_sentence()
+    return 0
+
+
+class _Printer:
+    """Target words on one line per sentence, flushed as they come."""
+
+    def __init__(self, show_delays: bool) -> None:
+        self.show_delays = show_delays
+        self.started = False
+
+    def words(self, words) -> None:
+        for w in words:
+            text = f"{w.text}[{w.delay}]" if self.show_delays else w.text
+            sys.stdout.write((" " if self.started else "") + text)
+            self.started = True
+        sys.stdout.flush()
+
+    def end_sentence(self) -> None:
+        if self.started:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+        self.started = False
