@@ -1,0 +1,65 @@
+"""The 0.5B model streams a French translation, word by word (real weights)."""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import pytest
+from mlx_lm import load
+
+from juno.simul.engine import StreamingTranslator
+from juno.simul.generate import stream_generate
+
+pytestmark = pytest.mark.real_weights
+
+SOURCE = "The little girl is reading a book in the garden."
+FRENCH = {"la", "le", "petite", "fille", "lit", "un", "livre", "dans", "jardin"}
+
+
+@pytest.fixture(scope="module")
+def llm(llm_05b_path):
+    model, tokenizer = load(str(llm_05b_path))
+    model.set_dtype(mx.float32)
+    return model, tokenizer
+
+
+def test_live_words_one_by_one_give_french_words_as_they_come(llm):
+    model, tokenizer = llm
+    translator = StreamingTranslator(
+        model, tokenizer, source_language="English", target_language="French", wait_k=3
+    )
+    arrivals = []  # (source words fed, target words released)
+    for n, word in enumerate(SOURCE.split(), start=1):
+        translator.feed(word)
+        arrivals.append((n, [w.text for w in translator.step()]))
+    final = [w.text for w in translator.finish()]
+
+    # Starved of source: nothing before the k-th word; then words while it streams.
+    assert all(not out for n, out in arrivals if n < 3)
+    during = [w for _, out in arrivals for w in out]
+    assert len(during) >= 2
+    words = [w.lower().strip(".,") for w in during + final]
+    assert len(FRENCH.intersection(words)) >= 3, words
+    # The system prompt stays cached; the sentence is gone.
+    assert translator.cache.slots == translator.prefix_slots
+
+
+def test_stream_generate_yields_tokens_and_words_with_their_delays(llm):
+    model, tokenizer = llm
+    responses = list(
+        stream_generate(
+            model,
+            tokenizer,
+            SOURCE,
+            source_language="English",
+            target_language="French",
+            wait_k=3,
+        )
+    )
+    finished = [r for r in responses if r.word_complete]
+    delays = [r.source_words_read for r in finished]
+    assert delays == sorted(delays) and delays[0] == 3
+    assert delays[0] < len(SOURCE.split())  # output began before the source ended
+    assert responses[-1].finish_reason in ("stop", "length")
+    assert responses[-1].generation_tps > 0 and responses[-1].peak_memory > 0
+    text = "".join(r.text for r in responses).lower()
+    assert len(FRENCH.intersection(text.replace(".", " ").split())) >= 3, text
