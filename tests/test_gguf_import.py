@@ -475,3 +475,16 @@ def test_failure_while_writing_removes_the_temporary_folder(tmp_path, qwen2_file
     with pytest.raises(JunoError, match="No space left on device"):
         import_gguf(qwen2_file[0], dest)
     assert siblings(dest) == []
+
+
+def test_large_models_are_written_in_shards(tmp_path, qwen2_file, monkeypatch):
+    path, hf = qwen2_file
+    monkeypatch.setattr(gguf_import, "_SHARD_BYTES", 300_000)
+    dest = import_gguf(path, tmp_path / "sharded", dtype="float32")
+    shards = sorted(p.name for p in dest.glob("*.safetensors"))
+    assert len(shards) > 1 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
+    index = json.loads((dest / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"]) == set(hf) and set(index["weight_map"].values()) == set(shards)
+    model, _ = load(str(dest))
+    expected = logits(direct_model("qwen2", hf, tied=False), IDS)
+    np.testing.assert_allclose(logits(model, IDS), expected, atol=1e-4, rtol=1e-4)
