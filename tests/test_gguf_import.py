@@ -488,3 +488,18 @@ def test_large_models_are_written_in_shards(tmp_path, qwen2_file, monkeypatch):
     model, _ = load(str(dest))
     expected = logits(direct_model("qwen2", hf, tied=False), IDS)
     np.testing.assert_allclose(logits(model, IDS), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_a_gguf_spec_is_imported_once_then_reused(tmp_path, qwen2_file):
+    from juno.config import ModelsConfig
+    from juno.models import resolve
+
+    src, _ = qwen2_file
+    cfg = ModelsConfig(dir=str(tmp_path / "models"), offline=True)
+    first = resolve.resolve(str(src), "llm", cfg)
+    assert first.parent == tmp_path / "models" and (first / "config.json").exists()
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert resolve.resolve(str(src), "llm", cfg) == first
+    assert (first / "model.safetensors").stat().st_mtime_ns == stamp  # not imported again
+    with pytest.raises(JunoError, match="is an LLM, but a Whisper model is needed"):
+        resolve.resolve(str(src), "whisper", cfg)
