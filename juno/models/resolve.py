@@ -132,11 +132,12 @@ def resolve(spec: str, role: Role, cfg: ModelsConfig) -> Path:
                     f"model '{spec}' is not in the local cache and models.offline is set"
                 )
             return hub.download(spec)
-        except JunoError as e:
+        except JunoError:
             if stand_in and (mdir / stand_in).is_dir():
                 log.warning(
-                    "%s; using the local model '%s' instead (choose with --set %s.model=...)",
-                    e,
+                    "default model %s cannot be had here (no Hub, not cached); using the "
+                    "imported '%s' instead (choose with --set %s.model=...)",
+                    spec,
                     stand_in,
                     "translate" if role == "llm" else "transcribe",
                 )
