@@ -1,0 +1,378 @@
+"""``juno bench translate``: the streaming translator measured in one run.
+
+Parts (``--parts``, all by default), on the first FLORES-200 dev sentences:
+
+- cost: per-source-word compute vs the word's position in long sentences
+  (flat per-word cost: words 31-40 against words 1-10);
+- baseline: total compute vs re-translation, which re-encodes the whole source
+  prefix and re-generates its translation from scratch each time a word arrives;
+- speed: decode tokens/s vs mlx-lm's ``stream_generate`` (same model, dtype,
+  prompt length);
+- quality: BLEU, chrF, AL and LAAL (source words) for wait-k and phi against
+  offline whole-sentence translation, en->fr and en->de;
+- memory: peak memory and cache size after 10 and after N sentences of one session.
+
+On 2 shared CPU cores the 0.5B model decodes a few tokens per second, so the
+defaults are small (about 30-40 minutes on an idle machine); raise
+``--sentences`` for tighter BLEU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from juno.config import Config
+from juno.errors import JunoError
+from juno.paths import shared_data
+
+DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
+PARTS = ("cost", "baseline", "speed", "quality", "memory")
+FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
+NAMES = {"en": "English", "fr": "French", "de": "German"}
+
+console = Console()
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default=DEFAULT_LLM, help="LLM spec")
+    p.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
+    p.add_argument("--sentences", type=int, default=5, help="quality: sentences per setting")
+    p.add_argument("--pairs", default="en-fr,en-de", help="quality: language pairs")
+    p.add_argument("--ks", default="1,3,5,7", help="quality: wait-k values")
+    p.add_argument("--phis", default="0,1024,source", help="quality: phi values")
+    p.add_argument("--wait-k", type=int, default=3, help="k for cost, baseline and memory")
+    p.add_argument("--cost-sentences", type=int, default=1, help="cost: sentences of 40+ words")
+    p.add_argument("--baseline-sentences", type=int, default=1, help="baseline: 30+-word ones")
+    p.add_argument("--memory-sentences", type=int, default=200, help="memory: session length")
+    p.add_argument("--memory-words", type=int, default=4, help="memory: words kept per sentence")
+
+
+def _flores(lang: str, n: int | None = None) -> list[str]:
+    path = shared_data() / "flores200-dev" / f"{FLORES[lang]}.dev"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise JunoError(f"cannot read {path}: {e.strerror}") from None
+    return lines[:n] if n else lines
+
+
+def _translator(model, tokenizer, cfg: Config, target: str, **kw: Any):
+    from juno.simul.engine import StreamingTranslator
+
+    kw.setdefault("wait_k", cfg.translate.wait_k)
+    kw.setdefault("phi", cfg.translate.phi)
+    return StreamingTranslator(
+        model,
+        tokenizer,
+        source_language="English",
+        target_language=NAMES[target],
+        max_tokens_per_word=cfg.translate.max_tokens_per_word,
+        system_prompt=cfg.translate.system_prompt,
+        **kw,
+    )
+
+
+def _offline_prompt(tokenizer, cfg: Config, text: str, target: str) -> list[int]:
+    system = cfg.translate.system_prompt.format(source="English", target=NAMES[target])
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+
+
+def _offline(model, tokenizer, cfg: Config, text: str, target: str) -> tuple[str, int, float]:
+    """Whole-sentence greedy translation with mlx-lm: (text, tokens, seconds)."""
+    from mlx_lm import stream_generate
+
+    prompt = _offline_prompt(tokenizer, cfg, text, target)
+    out, n, start = [], 0, time.perf_counter()
+    for r in stream_generate(model, tokenizer, prompt, max_tokens=3 * len(prompt) + 20):
+        out.append(r.text)
+        n = r.generation_tokens + r.prompt_tokens
+    return "".join(out).strip(), n, time.perf_counter() - start
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    return t
+
+
+# -- (a) per-word cost ----------------------------------------------------------
+
+
+@dataclass
+class WordCost:
+    seconds: list[float]  # compute after each source word arrives
+    tokens: list[int]  # tokens encoded (both streams) after each word
+    total_s: float  # the whole sentence, its end included
+    total_tokens: int
+
+
+def _stream_live(translator, words: list[str]) -> WordCost:
+    """Feed one word at a time, as a live speaker; time each step."""
+    stats = translator.stats
+    seconds, tokens = [], []
+    for word in words:
+        before = stats.source_tokens + stats.target_tokens
+        start = time.perf_counter()
+        translator.feed(word)
+        translator.step()
+        seconds.append(time.perf_counter() - start)
+        tokens.append(stats.source_tokens + stats.target_tokens - before)
+    before = stats.source_tokens + stats.target_tokens
+    start = time.perf_counter()
+    translator.finish()
+    end_s = time.perf_counter() - start
+    end_tokens = stats.source_tokens + stats.target_tokens - before
+    return WordCost(seconds, tokens, sum(seconds) + end_s, sum(tokens) + end_tokens)
+
+
+def part_cost(model, tokenizer, cfg: Config, k: int, n_sentences: int) -> list[WordCost]:
+    long = [s for s in _flores("en") if len(s.split()) >= 40][:n_sentences]
+    translator = _translator(model, tokenizer, cfg, "fr", wait_k=k)
+    costs = [_stream_live(translator, s.split()) for s in long]
+    table = _table(
+        f"(a) compute per source word vs position (en->fr, wait-{k}, {len(long)} sentences "
+        f"of 40+ words, {', '.join(str(len(s.split())) for s in long)} words)",
+        ["source words", "ms / word", "tokens encoded / word", "ms / token"],
+    )
+    means = {}
+    for lo in range(0, 40, 10):
+        secs = [c.seconds[i] for c in costs for i in range(lo, lo + 10)]
+        toks = [c.tokens[i] for c in costs for i in range(lo, lo + 10)]
+        means[lo] = statistics.mean(secs)
+        table.add_row(
+            f"{lo + 1}-{lo + 10}",
+            f"{1000 * means[lo]:.0f}",
+            f"{statistics.mean(toks):.2f}",
+            f"{1000 * sum(secs) / max(1, sum(toks)):.0f}",
+        )
+    console.print(table)
+    ratio = means[30] / means[0]
+    verdict = "ok" if ratio <= 1.3 else "OVER"
+    console.print(f"words 31-40 cost {ratio:.2f}x words 1-10 (target <= 1.3x): {verdict}\n")
+    return costs
+
+
+# -- (b) re-translation baseline ----------------------------------------------
+
+
+def _retranslate(model, tokenizer, cfg: Config, words: list[str]) -> tuple[float, int]:
+    """Re-encode the prefix and re-generate its translation at every word."""
+    total_s, total_tokens = 0.0, 0
+    for n in range(1, len(words) + 1):
+        _, tokens, seconds = _offline(model, tokenizer, cfg, " ".join(words[:n]), "fr")
+        total_s += seconds
+        total_tokens += tokens
+    return total_s, total_tokens
+
+
+def part_baseline(model, tokenizer, cfg: Config, k: int, n_sentences: int) -> None:
+    # The shortest 30+-word sentences among the first 100: re-translation is slow.
+    first = _flores("en", 100)
+    chosen = sorted((s for s in first if len(s.split()) >= 30), key=lambda s: len(s.split()))
+    chosen = chosen[:n_sentences]
+    table = _table(
+        f"(b) total compute: streaming (wait-{k}) vs re-translation from scratch per word",
+        ["words", "streaming s", "re-translation s", "speed-up", "tokens: stream", "re-transl."],
+    )
+    ratios = []
+    for sentence in chosen:
+        words = sentence.split()
+        translator = _translator(model, tokenizer, cfg, "fr", wait_k=k)
+        ours = _stream_live(translator, words)
+        base_s, base_tokens = _retranslate(model, tokenizer, cfg, words)
+        ratios.append(base_s / ours.total_s)
+        table.add_row(
+            str(len(words)),
+            f"{ours.total_s:.1f}",
+            f"{base_s:.1f}",
+            f"{ratios[-1]:.1f}x",
+            str(ours.total_tokens),
+            str(base_tokens),
+        )
+    console.print(table)
+    verdict = "ok" if min(ratios) >= 5 else "UNDER"
+    console.print(f"streaming needs {min(ratios):.1f}x less compute (target >= 5x): {verdict}\n")
+
+
+# -- (c) decode speed -----------------------------------------------------------
+
+
+def part_speed(model, tokenizer, cfg: Config) -> None:
+    """Same sentence, whole source read first: both decode after the same prompt."""
+    import mlx.core as mx
+    from mlx_lm import stream_generate
+
+    sentence = _flores("en", 4)[3]
+    words = sentence.split()
+    prompt = _offline_prompt(tokenizer, cfg, sentence, "fr")
+    ours, theirs = [], []
+    for _ in range(2):  # alternate, keep the best: the cores are shared
+        translator = _translator(model, tokenizer, cfg, "fr", wait_k=len(words) + 1)
+        translator.feed(words)
+        translator.finish()
+        ours.append((translator.stats.generation_tps, translator.stats.sampled))
+        *_, last = stream_generate(model, tokenizer, prompt, max_tokens=translator.stats.sampled)
+        theirs.append((last.generation_tps, last.generation_tokens))
+    # The streaming prompt: system prefix, source words and end marker, assistant header.
+    prompt_len = (
+        translator.prefix_slots + translator.stats.source_tokens + len(translator.prompt.header)
+    )
+    best_ours, best_theirs = max(ours), max(theirs)
+    table = _table(
+        f"(c) decode speed, {len(prompt)}-token prompt ({prompt_len} in the streaming cache), "
+        f"{mx.default_device()}, float32",
+        ["decoder", "tokens/s (best of 2)", "tokens", "runs"],
+    )
+    table.add_row("juno streaming", f"{best_ours[0]:.2f}", str(best_ours[1]), _runs(ours))
+    table.add_row(
+        "mlx-lm stream_generate", f"{best_theirs[0]:.2f}", str(best_theirs[1]), _runs(theirs)
+    )
+    console.print(table)
+    ratio = best_ours[0] / best_theirs[0]
+    verdict = "ok" if ratio >= 0.9 else "UNDER"
+    console.print(f"decode speed {ratio:.2f}x mlx-lm (target >= 0.9x): {verdict}\n")
+
+
+def _runs(pairs: list[tuple[float, int]]) -> str:
+    return ", ".join(f"{tps:.2f}" for tps, _ in pairs)
+
+
+# -- (d) quality and latency ----------------------------------------------------
+
+
+def _stream_sentences(translator, sources: list[str]) -> tuple[list[str], list[list[int]]]:
+    """Each sentence given whole (read word by word by the policy) in one session."""
+    hyps, delays = [], []
+    for source in sources:
+        translator.feed(source.split())
+        words = translator.finish()
+        hyps.append(" ".join(w.text for w in words))
+        delays.append([w.delay for w in words])
+    return hyps, delays
+
+
+def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: list[str]):
+    """Table cells (BLEU, chrF, AL, LAAL, words) and the BLEU signature."""
+    import sacrebleu
+
+    from juno.metrics import average_lagging, corpus_mean, length_adaptive_average_lagging
+
+    bleu = sacrebleu.metrics.BLEU()
+    score = bleu.corpus_score(hyps, [refs]).score
+    chrf = sacrebleu.corpus_chrf(hyps, [refs]).score
+    sizes = [
+        (d, len(s.split()), len(r.split())) for d, s, r in zip(delays, sources, refs, strict=True)
+    ]
+    al = corpus_mean([average_lagging(d, n, r) for d, n, r in sizes])
+    laal = corpus_mean([length_adaptive_average_lagging(d, n, r) for d, n, r in sizes])
+    words = statistics.mean(len(h.split()) for h in hyps)
+    cells = [f"{score:.1f}", f"{chrf:.1f}", f"{al:.2f}", f"{laal:.2f}", f"{words:.1f}"]
+    return cells, bleu.get_signature()
+
+
+def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> None:
+    from juno.simul.engine import parse_phi
+
+    ks = [int(k) for k in args.ks.split(",")]
+    phis = [parse_phi(p) for p in args.phis.split(",")]
+    sources = _flores("en", args.sentences)
+    signature = None
+    for pair in args.pairs.split(","):
+        src, tgt = pair.split("-")
+        if src != "en" or tgt not in FLORES or tgt == "en":
+            raise JunoError(f"--pairs: {pair} not available (en-fr, en-de)")
+        refs = _flores(tgt, args.sentences)
+        table = _table(
+            f"(d) {src}->{tgt}, {len(sources)} FLORES-200 dev sentences, greedy",
+            ["setting", "BLEU", "chrF", "AL", "LAAL", "words/sent."],
+        )
+        offline = [_offline(model, tokenizer, cfg, s, tgt)[0] for s in sources]
+        # Offline writes every word after the whole source: delay = source length.
+        delays = [[len(s.split())] * len(h.split()) for s, h in zip(sources, offline, strict=True)]
+        cells, signature = _score(offline, delays, sources, refs)
+        table.add_row("offline", *cells)
+        for phi in phis:
+            for k in ks:
+                translator = _translator(model, tokenizer, cfg, tgt, wait_k=k, phi=phi)
+                hyps, delays = _stream_sentences(translator, sources)
+                cells, signature = _score(hyps, delays, sources, refs)
+                table.add_row(f"wait-{k} phi={phi}", *cells)
+                console.print(f"  {pair} wait-{k} phi={phi}: {hyps[0]}", style="dim")
+        console.print(table)
+    if signature is not None:
+        console.print(f"BLEU signature: {signature}\n")
+
+
+# -- (e) memory -----------------------------------------------------------------
+
+
+def part_memory(model, tokenizer, cfg: Config, k: int, n: int, n_words: int) -> None:
+    import mlx.core as mx
+
+    sources = [" ".join(s.split()[:n_words]) for s in _flores("en", n)]
+    translator = _translator(model, tokenizer, cfg, "fr", wait_k=k)
+    mx.reset_peak_memory()
+    table = _table(
+        f"(e) memory over one session (wait-{k}, sentences cut to {n_words} words)",
+        ["after sentences", "peak GB", "active GB", "cache slots", "cache MB (allocated)"],
+    )
+    marks = {}
+    for i, source in enumerate(sources, start=1):
+        translator.feed(source.split())
+        translator.finish()
+        if i in (10, n):
+            marks[i] = mx.get_peak_memory()
+            table.add_row(
+                str(i),
+                f"{marks[i] / 1e9:.3f}",
+                f"{mx.get_active_memory() / 1e9:.3f}",
+                str(translator.cache.slots),
+                f"{translator.cache.nbytes / 1e6:.1f}",
+            )
+    console.print(table)
+    if 10 in marks and n in marks and n > 10:
+        growth = marks[n] / marks[10] - 1
+        verdict = "ok" if growth <= 0.05 else "OVER"
+        console.print(
+            f"peak memory grew {100 * growth:.2f}% from 10 to {n} (target <= 5%): {verdict}\n"
+        )
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    import mlx.core as mx
+
+    from juno.models.loading import load_llm
+    from juno.simul.support import model_type
+
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise JunoError(f"--parts: unknown {', '.join(unknown)} (choose from {', '.join(PARTS)})")
+    model, tokenizer, path = load_llm(args.model, cfg)
+    console.print(
+        f"model {Path(path).name} ({model_type(model)}), {mx.default_device()}, "
+        f"phi default {cfg.translate.phi}, max {cfg.translate.max_tokens_per_word} tokens/word\n"
+    )
+    started = time.perf_counter()
+    if "cost" in parts:
+        part_cost(model, tokenizer, cfg, args.wait_k, args.cost_sentences)
+    if "baseline" in parts:
+        part_baseline(model, tokenizer, cfg, args.wait_k, args.baseline_sentences)
+    if "speed" in parts:
+        part_speed(model, tokenizer, cfg)
+    if "quality" in parts:
+        part_quality(model, tokenizer, cfg, args)
+    if "memory" in parts:
+        part_memory(model, tokenizer, cfg, args.wait_k, args.memory_sentences, args.memory_words)
+    console.print(f"bench took {time.perf_counter() - started:.0f} s")
+    return 0
