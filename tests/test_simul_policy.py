@@ -152,3 +152,12 @@ def test_reset_starts_the_next_sentence_with_its_queued_words():
 def test_k_must_be_positive():
     with pytest.raises(ValueError):
         WaitK(k=0)
+
+
+def test_word_limit_before_the_end_stops_reading_and_writing():
+    s = make(1, ["x", " y"], max_words=1)
+    s.policy.add_source(3)
+    assert s.run() is Action.WAIT
+    assert [w for w, _ in s.words] == ["x"] and s.policy.read == 1
+    s.policy.end_source()
+    assert s.run() is Action.FINISH

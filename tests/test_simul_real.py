@@ -63,3 +63,15 @@ def test_stream_generate_yields_tokens_and_words_with_their_delays(llm):
     assert responses[-1].generation_tps > 0 and responses[-1].peak_memory > 0
     text = "".join(r.text for r in responses).lower()
     assert len(FRENCH.intersection(text.replace(".", " ").split())) >= 3, text
+
+
+def test_stream_pieces_cut_from_the_qwen_chat_template(llm):
+    from juno.simul.prompt import StreamPrompt
+
+    _, tokenizer = llm
+    prompt = StreamPrompt.from_template(tokenizer, "SYS")
+    assert tokenizer.decode(list(prompt.prefix)) == (
+        "<|im_start|>system\nSYS<|im_end|>\n<|im_start|>user\n"
+    )
+    assert tokenizer.decode(list(prompt.footer)) == "<|im_end|>\n"
+    assert tokenizer.decode(list(prompt.header)) == "<|im_start|>assistant\n"

@@ -123,8 +123,11 @@ class WaitK:
         return self.end_read or self.read >= self.k + self.written
 
     def next_action(self) -> Action:
-        if self.finished or (self.end_read and self.written >= self.word_limit):
+        if self.finished:
             return Action.FINISH
+        if self.written >= self.word_limit:
+            # Nothing more to write: skip the unread rest once the sentence is complete.
+            return Action.FINISH if self.source_ended else Action.WAIT
         if self.may_write():
             if not self.started:
                 return Action.START

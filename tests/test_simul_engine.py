@@ -1,0 +1,167 @@
+"""The streaming translator's loop on a tiny random model and a character tokenizer."""
+
+from __future__ import annotations
+
+import string
+
+import mlx.core as mx
+import pytest
+from mlx_lm.models import gemma2, qwen2
+
+from juno.errors import JunoError
+from juno.simul.engine import StreamingTranslator, parse_phi
+from juno.simul.generate import stream_generate
+from juno.simul.prompt import StreamPrompt
+
+CHARS = " " + string.ascii_letters + string.digits + string.punctuation  # ids 0..94
+EOS, NEWLINE = len(CHARS), len(CHARS) + 1
+VOCAB = len(CHARS) + 2
+
+
+class CharTokenizer:
+    """One token per character; a ChatML-like template with '\\n' as the turn marker."""
+
+    eos_token_ids = {EOS}
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, **kw):
+        text = "".join(f"[{m['role']}]{m['content']}\n" for m in messages)
+        return text + ("[assistant]" if add_generation_prompt else "")
+
+    def encode(self, text, add_special_tokens=False):
+        return [NEWLINE if c == "\n" else CHARS.index(c) for c in text]
+
+    def decode(self, tokens):
+        return "".join("\n" if t == NEWLINE else "" if t == EOS else CHARS[t] for t in tokens)
+
+
+@pytest.fixture(scope="module")
+def model():
+    mx.random.seed(3)
+    args = qwen2.ModelArgs(
+        model_type="qwen2",
+        hidden_size=32,
+        num_hidden_layers=2,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        rms_norm_eps=1e-5,
+        vocab_size=VOCAB,
+    )
+    m = qwen2.Model(args)
+    m.set_dtype(mx.float32)
+    mx.eval(m.parameters())
+    return m
+
+
+def favour(token: int, by: float = 1e4):
+    """A logits processor that makes ``token`` the greedy choice whenever allowed."""
+    bonus = mx.zeros((VOCAB,)).at[token].add(by)
+    return lambda tokens, logits: logits + bonus
+
+
+def translator(model, **kw) -> StreamingTranslator:
+    kw.setdefault("wait_k", 2)
+    return StreamingTranslator(
+        model, CharTokenizer(), source_language="English", target_language="French", **kw
+    )
+
+
+def test_prompt_pieces_come_from_the_template():
+    prompt = StreamPrompt.from_template(CharTokenizer(), "SYS")
+    tok = CharTokenizer()
+    assert tok.decode(prompt.prefix) == "[system]SYS\n[user]"
+    assert tok.decode(prompt.footer) == "\n"
+    assert tok.decode(prompt.header) == "[assistant]"
+
+
+def test_no_output_while_starved_then_words_trail_the_source(model):
+    t = translator(model, wait_k=3, max_tokens_per_word=4)
+    released = []
+    for word in "one two three four five".split():
+        t.feed(word)
+        released.append([w.delay for w in t.step()])
+    assert released[0] == [] and released[1] == []
+    delays = [d for out in released for d in out]
+    assert delays and all(d >= 3 + i for i, d in enumerate(delays))
+
+
+def test_eos_is_masked_until_the_sentence_end_is_read(model):
+    # A model that always wants to stop: it must keep writing while source can come.
+    t = translator(model, wait_k=1, max_tokens_per_word=3, logits_processors=[favour(EOS)])
+    t.feed("alpha beta gamma")
+    written = t.step()
+    assert len(written) >= 2  # wait-1 with 3 words read on demand
+    before = t.policy.written
+    assert t.finish() == []  # the end is read: EOS at once, nothing more written
+    assert t.policy.written == 0 and before >= 2  # the next sentence starts clean
+
+
+def test_each_sentence_returns_to_the_system_prompt(model):
+    t = translator(model, max_tokens_per_word=3, max_words_per_sentence=4)
+    sizes = set()
+    for i in range(12):
+        t.feed(f"sentence number {i} is here")
+        t.finish()
+        sizes.add(t.cache.slots)
+        assert t.cache.target_len == 0
+    assert sizes == {t.prefix_slots}
+    # The buffers do not grow with the number of sentences.
+    assert t.cache.nbytes == translator(model).cache.nbytes
+
+
+def test_sentences_queued_ahead_are_translated_in_order(model):
+    t = translator(model, max_tokens_per_word=2, max_words_per_sentence=3)
+    t.feed("a b c")
+    t.end_sentence()
+    t.feed("d e")
+    t.end_sentence()
+    words = t.step()
+    assert words and t.pending_words == 0
+    assert t.cache.slots == t.prefix_slots
+
+
+def test_stream_generate_responses(model):
+    responses = list(
+        stream_generate(
+            model,
+            CharTokenizer(),
+            "one two three",
+            source_language="English",
+            target_language="French",
+            wait_k=1,
+            max_new_words=3,
+            max_tokens_per_word=3,
+        )
+    )
+    assert responses[-1].finish_reason in ("stop", "length")
+    finished = [r for r in responses if r.word_complete]
+    assert 1 <= len(finished) <= 3
+    assert [r.target_words_generated for r in finished] == sorted(
+        r.target_words_generated for r in finished
+    )
+
+
+def test_phi_parsing():
+    assert parse_phi("source") == "source"
+    assert parse_phi("1024") == 1024 and parse_phi(0) == 0
+    with pytest.raises(JunoError):
+        parse_phi("-1")
+    with pytest.raises(JunoError):
+        parse_phi("middle")
+
+
+def test_unsupported_model_is_a_one_line_error():
+    args = gemma2.ModelArgs(
+        model_type="gemma2",
+        hidden_size=32,
+        num_hidden_layers=2,
+        intermediate_size=64,
+        num_attention_heads=2,
+        head_dim=16,
+        rms_norm_eps=1e-5,
+        vocab_size=VOCAB,
+        num_key_value_heads=1,
+    )
+    with pytest.raises(JunoError, match="gemma2") as info:
+        translator(gemma2.Model(args))
+    assert "\n" not in str(info.value)
