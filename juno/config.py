@@ -52,6 +52,16 @@ class TranscribeConfig:
     step_ms: int = 1000
     # Longest audio buffer kept before it is trimmed.
     buffer_max_s: float = 15.0
+    # Detect the spoken language from the first speech instead of using source_language.
+    detect_language: bool = False
+    # Voice activity gate: "silero" (model), "energy" (loudness) or "off".
+    vad: Literal["silero", "energy", "off"] = "silero"
+    # Silence after a word that makes it a sentence end.
+    sentence_pause_s: float = 0.8
+    # Encode only the buffered audio plus audio_ctx_pad_s, not a padded 30 s window.
+    fit_audio_ctx: bool = True
+    # Silence after the audio when fit_audio_ctx is on (less makes Whisper loop).
+    audio_ctx_pad_s: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,17 @@ import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
 from mlx_whisper.audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
-from mlx_whisper.decoding import DecodingOptions, decode
-from mlx_whisper.timing import add_word_timestamps
+from mlx_whisper.decoding import DecodingOptions, DecodingResult, decode
+from mlx_whisper.timing import add_word_timestamps, dtw
 from mlx_whisper.tokenizer import get_tokenizer
 
-from juno.transcriber.words import Word
+from juno.transcriber.guards import COMPRESSION_RATIO_MAX, loop_start
+from juno.transcriber.words import Word, normalize
 
 # Whisper's longest window.
 MAX_WINDOW_S = N_FRAMES * HOP_LENGTH / SAMPLE_RATE
+# Fast speech is ~4 words/s; German or French words take 2-3 tokens each.
+_MAX_TOKENS_PER_S = 10
 
 
 class FittedEncoder(nn.Module):
@@ -70,7 +73,7 @@ class WindowResult:
 class WhisperWindow:
     """Transcribes windows of up to 30 s of 16 kHz audio with word timestamps."""
 
-    def __init__(self, model: nn.Module, fit_context: bool = True, context_pad_s: float = 1.0):
+    def __init__(self, model: nn.Module, fit_context: bool = True, context_pad_s: float = 3.0):
         """``fit_context`` runs the encoder on the audio plus ``context_pad_s`` of
         padding instead of on a full 30 s window."""
         fit_encoder(model)
@@ -78,12 +81,16 @@ class WhisperWindow:
         self.fit_context = fit_context
         self.context_pad_s = context_pad_s
         self.dtype = model.encoder.inner.conv1.weight.dtype
+        self.fallbacks = 0  # windows decoded again on the full context
 
-    def encode(self, audio: np.ndarray) -> tuple[mx.array, int]:
-        """Encoder features of ``audio`` and the number of mel frames holding audio."""
+    def encode(self, audio: np.ndarray, fit: bool = True) -> tuple[mx.array, int]:
+        """Encoder features of ``audio`` and the number of mel frames holding audio.
+
+        ``fit`` encodes only the audio plus ``context_pad_s``; else a full 30 s window.
+        """
         n_audio = min(len(audio), N_FRAMES * HOP_LENGTH)
         content = n_audio // HOP_LENGTH
-        if self.fit_context:
+        if fit:
             frames = content + round(self.context_pad_s * SAMPLE_RATE / HOP_LENGTH)
             frames = min(N_FRAMES, frames + frames % 2)
         else:
@@ -97,23 +104,31 @@ class WhisperWindow:
         mx.eval(features)
         return features[0], content
 
+    def warm_up(self) -> None:
+        """Pay one-time costs (numba compiles the alignment's DTW) before timing starts."""
+        dtw(np.zeros((4, 4), np.float32))
+        self.encode(np.zeros(SAMPLE_RATE, np.float32), self.fit_context)
+
     def detect_language(self, audio: np.ndarray) -> str:
         """The most probable language of ``audio`` (ISO 639-1)."""
-        features, _ = self.encode(audio)
+        features, _ = self.encode(audio, self.fit_context)
         _, probs = self.model.detect_language(features)
         return max(probs, key=probs.get)
 
     def transcribe(self, audio: np.ndarray, language: str, prompt: str = "") -> WindowResult:
-        """Greedy decoding of one window, then word times by cross-attention alignment."""
+        """Greedy decoding of one window, then word times by cross-attention alignment.
+
+        On a fitted context Whisper sometimes falls into a repetition loop
+        (whisper.cpp's audio_ctx has the same weakness); such a window is
+        decoded again on the full 30 s context.
+        """
         model = self.model
-        features, content_frames = self.encode(audio)
-        options = DecodingOptions(
-            language=language,
-            prompt=prompt or None,
-            temperature=0.0,
-            fp16=self.dtype == mx.float16,
-        )
-        result = decode(model, features, options)
+        features, content_frames = self.encode(audio, self.fit_context)
+        result, sample_len = self._decode(features, content_frames, language, prompt)
+        if self.fit_context and _looped(result, sample_len):
+            self.fallbacks += 1
+            features, content_frames = self.encode(audio, fit=False)
+            result, _ = self._decode(features, content_frames, language, prompt)
         tokenizer = get_tokenizer(
             model.is_multilingual, num_languages=model.num_languages, language=language
         )
@@ -143,3 +158,28 @@ class WhisperWindow:
             compression_ratio=float(result.compression_ratio),
             encoder_positions=int(features.shape[0]),
         )
+
+    def _decode(
+        self, features: mx.array, content_frames: int, language: str, prompt: str
+    ) -> tuple[DecodingResult, int]:
+        duration_s = content_frames * HOP_LENGTH / SAMPLE_RATE
+        # A repetition loop runs to Whisper's 224-token limit and costs seconds;
+        # no real speech needs more tokens than this.
+        sample_len = min(224, int(_MAX_TOKENS_PER_S * duration_s) + 16)
+        options = DecodingOptions(
+            language=language,
+            prompt=prompt or None,
+            temperature=0.0,
+            sample_len=sample_len,
+            fp16=self.dtype == mx.float16,
+        )
+        return decode(self.model, features, options), sample_len
+
+
+def _looped(result: DecodingResult, sample_len: int) -> bool:
+    """Whisper ran to the token limit, or repeats itself."""
+    return (
+        len(result.tokens) >= sample_len - 1
+        or result.compression_ratio > COMPRESSION_RATIO_MAX
+        or loop_start([normalize(w) for w in result.text.split()]) is not None
+    )

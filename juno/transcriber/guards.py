@@ -1,0 +1,128 @@
+"""Guards against Whisper's hallucinations in a window's words (pure: no MLX).
+
+Whisper writes text where there is none: stock phrases learned from subtitles
+on silent stretches ("Thank you.", "Thanks for watching!"), repetition loops,
+words past the end of the audio. Each guard takes and returns stream-time words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from juno.transcriber.words import Word, normalize
+
+# What Whisper says over silence, normalized (from its subtitle training data).
+STOCK_PHRASES = frozenset(
+    normalize(p)
+    for p in (
+        "Thank you.",
+        "Thank you very much.",
+        "Thanks for watching!",
+        "Thank you for watching.",
+        "Thank you so much for watching.",
+        "Please subscribe.",
+        "Bye.",
+        "You",
+        "Subtitles by the Amara.org community",
+        "Untertitel im Auftrag des ZDF, 2017",
+        "Untertitelung des ZDF, 2020",
+        "Vielen Dank.",
+        "Merci.",
+        "Sous-titrage Société Radio-Canada",
+        "Gracias.",
+        "Obrigado.",
+    )
+)
+
+# Decoder confidence below which a window is taken as silence (Whisper's own rule).
+NO_SPEECH_PROB = 0.6
+LOGPROB_FLOOR = -1.0
+# A window whose text compresses this well is a repetition loop (Whisper's rule).
+COMPRESSION_RATIO_MAX = 2.4
+
+SpeechIn = Callable[[float, float], float]
+
+
+def is_silence(no_speech_prob: float, avg_logprob: float) -> bool:
+    """Whisper's own test: the no-speech token is likely and the text is not."""
+    return no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOGPROB_FLOOR
+
+
+def inside(words: list[Word], start_s: float, end_s: float, slack_s: float = 0.2) -> list[Word]:
+    """Words that lie within the audio; ends that run past it are clamped."""
+    out = []
+    for w in words:
+        if w.start_s < start_s - slack_s or w.start_s >= end_s:
+            continue
+        out.append(
+            Word(w.text, max(w.start_s, start_s), min(w.end_s, end_s), w.probability)
+            if w.end_s > end_s or w.start_s < start_s
+            else w
+        )
+    return out
+
+
+def loop_start(keys: list[str], max_ngram: int = 8) -> int | None:
+    """Index where a repetition loop starts in normalized words, or None.
+
+    A single word may come three times in a row ("no, no, no"); a longer
+    n-gram only twice. The index is just past the first copy.
+    """
+    for i in range(len(keys)):
+        for n in range(1, max_ngram + 1):
+            gram = keys[i : i + n]
+            if len(gram) < n:
+                break
+            reps = 1
+            while keys[i + reps * n : i + (reps + 1) * n] == gram:
+                reps += 1
+            if reps > (3 if n == 1 else 2):
+                return i + n
+    return None
+
+
+def cut_loops(words: list[Word]) -> list[Word]:
+    """Cut the words where a repetition loop starts, keeping one copy."""
+    at = loop_start([normalize(w.text) for w in words])
+    return words if at is None else words[:at]
+
+
+def drop_vanishing_tail(words: list[Word], min_s: float = 0.1) -> list[Word]:
+    """Drop the last words if the alignment gave them (almost) no audio.
+
+    Words Whisper adds past the end of speech ("All right.") get squeezed by
+    the alignment into the last frames.
+    """
+    n = len(words)
+    while n and words[n - 1].end_s - words[n - 1].start_s < min_s:
+        n -= 1
+    return words[:n]
+
+
+def on_speech(words: list[Word], speech_s: SpeechIn, pad_s: float = 0.25) -> list[Word]:
+    """Words whose span (widened by ``pad_s``) holds some detected speech."""
+    return [w for w in words if speech_s(w.start_s - pad_s, w.end_s + pad_s) > 0]
+
+
+def drop_stock_phrases(
+    words: list[Word], speech_s: SpeechIn, gap_s: float = 0.5, min_cover: float = 0.5
+) -> list[Word]:
+    """Drop runs of words that are a stock phrase said over too little speech.
+
+    A run is a stretch of words without a gap of ``gap_s``; "Thank you." over
+    real speech (VAD covering ``min_cover`` of it) stays.
+    """
+    runs: list[list[Word]] = []
+    for w in words:
+        if runs and w.start_s - runs[-1][-1].end_s < gap_s:
+            runs[-1].append(w)
+        else:
+            runs.append([w])
+    out = []
+    for run in runs:
+        key = "".join(normalize(w.text) for w in run)
+        span = max(run[-1].end_s - run[0].start_s, 1e-3)
+        if key in STOCK_PHRASES and speech_s(run[0].start_s, run[-1].end_s) < min_cover * span:
+            continue
+        out.extend(run)
+    return out

@@ -1,0 +1,84 @@
+"""Replay recorded audio through a stepper in simulated real time.
+
+The audio arrives in chunks on a virtual clock. Computation-unaware, the clock
+is the audio time of the latest chunk: compute is free, and a word's lag is
+pure policy. Computation-aware, the clock also advances by the measured compute
+time of each step (as whisper_streaming's simulation does): audio that arrived
+meanwhile is fed at once, and words are stamped when the step that committed
+them finishes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from juno.transcriber.streaming import StreamingTranscriber
+from juno.transcriber.vad import SAMPLE_RATE_HZ
+from juno.transcriber.words import Word
+
+
+@dataclass(frozen=True)
+class Emission:
+    """A committed word and the virtual time it came out."""
+
+    word: Word
+    # Seconds since the stream started, on the replay's clock.
+    emitted_s: float
+
+
+@dataclass
+class ReplayStats:
+    """What the replay measured besides the words."""
+
+    # Wall seconds spent inside the stepper (process and finish).
+    compute_s: float = 0.0
+    # Seconds of audio replayed.
+    audio_s: float = 0.0
+
+
+def replay(
+    stepper: StreamingTranscriber,
+    audio: np.ndarray,
+    chunk_s: float = 0.1,
+    compute_aware: bool = False,
+    stats: ReplayStats | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Iterator[Emission]:
+    """Yield each committed word as the replay commits it (see the module docstring)."""
+    stats = stats if stats is not None else ReplayStats()
+    chunk = max(1, round(chunk_s * SAMPLE_RATE_HZ))
+    total = len(audio)
+    stats.audio_s = total / SAMPLE_RATE_HZ
+    fed = 0
+    now = 0.0
+    while fed < total:
+        # Wait (virtually) for the next chunk, then take everything arrived by now.
+        now = max(now, min(fed + chunk, total) / SAMPLE_RATE_HZ)
+        arrived = min(total, max(fed + chunk, int(now * SAMPLE_RATE_HZ) // chunk * chunk))
+        stepper.insert_audio(audio[fed:arrived], now)
+        fed = arrived
+        start = clock()
+        words = stepper.process(now)
+        spent = clock() - start
+        stats.compute_s += spent
+        if compute_aware:
+            now += spent
+        for word in words:
+            yield Emission(word, now)
+    start = clock()
+    words = stepper.finish()
+    spent = clock() - start
+    stats.compute_s += spent
+    if compute_aware:
+        now += spent
+    for word in words:
+        yield Emission(word, now)
+
+
+def format_emission(e: Emission) -> str:
+    """One machine-readable line: emission, start and end seconds, then the word."""
+    return f"{e.emitted_s:.3f} {e.word.start_s:.3f} {e.word.end_s:.3f} {e.word.text}"

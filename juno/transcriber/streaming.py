@@ -1,0 +1,153 @@
+"""The streaming transcriber: feed audio and time, get committed words.
+
+Every ``step_s`` of new audio the whole buffer is re-transcribed with word
+times, guarded against hallucinations, and handed to the LocalAgreement-2
+policy, which commits what the last two hypotheses agree on. The buffer is cut
+at committed sentence ends (and when it grows past ``buffer_max_s``); the text
+committed before the buffer prompts the next window. Stretches without speech
+are never transcribed. Time is passed in; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from juno.errors import JunoError
+from juno.transcriber import guards
+from juno.transcriber.agreement import LocalAgreement
+from juno.transcriber.vad import SAMPLE_RATE_HZ, SpeechTrack
+from juno.transcriber.whisper_window import MAX_WINDOW_S, WhisperWindow, WindowResult
+from juno.transcriber.words import Word
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """How the stepper paces, cuts and gates (see TranscribeConfig)."""
+
+    # New audio between two re-transcriptions of the buffer.
+    step_s: float = 1.0
+    # Longest audio buffer before it is cut at the last committed word.
+    buffer_max_s: float = 15.0
+    # Language of the speech (ISO 639-1), or None to detect it from the first speech.
+    language: str | None = "en"
+    # Silence after a word that makes it a sentence end and commits what is pending.
+    sentence_pause_s: float = 0.8
+    # Least detected speech that makes new audio worth transcribing.
+    min_speech_s: float = 0.25
+    # Audio kept before speech starts, so Whisper hears the onset.
+    lead_in_s: float = 0.5
+
+
+class StreamingTranscriber:
+    """Stepper in the whisper_streaming style: insert_audio, process, finish."""
+
+    def __init__(self, window: WhisperWindow, track: SpeechTrack, options: StreamOptions) -> None:
+        if not 0 < options.step_s < options.buffer_max_s <= MAX_WINDOW_S - options.step_s:
+            raise JunoError(
+                f"transcribe: need 0 < step ({options.step_s} s) < buffer_max_s "
+                f"({options.buffer_max_s} s) <= {MAX_WINDOW_S:.0f} s - step"
+            )
+        self.window = window
+        self.track = track
+        self.options = options
+        self.policy = LocalAgreement(pause_s=options.sentence_pause_s)
+        self.language = options.language
+        self._audio = np.zeros(0, np.float32)
+        self._start_s = 0.0  # stream time of the first buffered sample
+        self._stepped_s = 0.0  # audio end at the last step
+        self.steps = 0  # windows transcribed, for reports
+
+    @property
+    def received_s(self) -> float:
+        """Stream time up to which audio has been inserted."""
+        return self._start_s + len(self._audio) / SAMPLE_RATE_HZ
+
+    @property
+    def buffer_s(self) -> float:
+        """Seconds of audio in the buffer."""
+        return len(self._audio) / SAMPLE_RATE_HZ
+
+    def insert_audio(
+        self, audio: np.ndarray, now_s: float, sample_rate_hz: int = SAMPLE_RATE_HZ
+    ) -> None:
+        """Append 16 kHz mono float32 samples (any count) that arrived by ``now_s``."""
+        if sample_rate_hz != SAMPLE_RATE_HZ:
+            raise JunoError(
+                f"transcriber needs {SAMPLE_RATE_HZ} Hz audio, got {sample_rate_hz} Hz: resample"
+            )
+        if not isinstance(audio, np.ndarray) or audio.dtype != np.float32 or audio.ndim != 1:
+            what = (
+                f"{audio.dtype} array of shape {audio.shape}"
+                if isinstance(audio, np.ndarray)
+                else type(audio).__name__
+            )
+            raise JunoError(f"transcriber needs mono float32 samples (1-D), got {what}")
+        if not np.all(np.isfinite(audio)):
+            raise JunoError("transcriber got audio samples that are NaN or infinite")
+        self._audio = np.concatenate([self._audio, audio])
+        self.track.feed(audio)
+
+    def process(self, now_s: float) -> list[Word]:
+        """Words committed by a step, if ``step_s`` of new audio has arrived (else [])."""
+        if self.received_s - self._stepped_s < self.options.step_s:
+            return []
+        return self._step(final=False)
+
+    def finish(self) -> list[Word]:
+        """Transcribe what is left and commit every pending word (end of stream)."""
+        return self._step(final=True)
+
+    def _step(self, final: bool) -> list[Word]:
+        opts = self.options
+        end_s = self.received_s
+        self._stepped_s = end_s
+        new_from = max(self._start_s, self.policy.last_end_s)
+        if self.track.speech_s(new_from, end_s) < opts.min_speech_s and not self.policy.pending:
+            # Nothing new was said: keep only a lead-in for the next speech onset.
+            return self._cut(max(end_s - opts.lead_in_s, self.policy.last_end_s))
+        if self.language is None:
+            self.language = self.window.detect_language(self._audio)
+            log.info("detected language: %s", self.language)
+        result = self.window.transcribe(self._audio, self.language, self.policy.prompt())
+        self.steps += 1
+        words = self._clean(result)
+        out = self.policy.insert(words)
+        last_speech = self.track.last_speech_end_s()
+        if final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s:
+            out += self.policy.flush()
+        cut = self.policy.sentence_cut_s()
+        if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:
+            # No sentence end to cut at: cut at the last committed word, or, if
+            # nothing was committed in the buffer, keep its later half.
+            cut = max(self.policy.last_end_s, end_s - opts.buffer_max_s / 2)
+        if cut is not None:
+            out += self._cut(cut)
+        return out
+
+    def _clean(self, result: WindowResult) -> list[Word]:
+        """The window's words in stream time, less what Whisper made up."""
+        if guards.is_silence(result.no_speech_prob, result.avg_logprob):
+            return []
+        at = self._start_s
+        words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in result.words]
+        words = guards.inside(words, at, self.received_s)
+        words = guards.cut_loops(words)
+        words = guards.drop_vanishing_tail(words)
+        words = guards.on_speech(words, self.track.speech_s)
+        return guards.drop_stock_phrases(words, self.track.speech_s)
+
+    def _cut(self, cut_s: float) -> list[Word]:
+        """Drop buffered audio before ``cut_s``; return pending words that had to be committed."""
+        n = int(round((cut_s - self._start_s) * SAMPLE_RATE_HZ))
+        if n <= 0:
+            return []
+        n = min(n, len(self._audio))
+        self._audio = self._audio[n:]
+        self._start_s += n / SAMPLE_RATE_HZ
+        self.track.forget_before(self._start_s)
+        return self.policy.trim(self._start_s)
