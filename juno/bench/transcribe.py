@@ -1,0 +1,279 @@
+"""``juno bench transcribe``: streaming against whole-clip transcription, side by side.
+
+On the development audio (JFK, LibriVox, FLEURS de/fr/es/pt) with the
+configured Whisper: WER (normalized) of the streamed words and of mlx-whisper's
+whole-clip transcription; commit lag per word (audio time of the word's end to
+its commit) computation-unaware and -aware; compute seconds per audio second;
+one step's time at 3 s and 25 s of buffer, with the encoder fitted to the audio
+and on the full 30 s context. ``--vad-check`` counts the words each VAD lets
+through on silence, noise and music.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from juno.config import Config
+
+JFK_TEXT = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+SAMPLE_RATE_HZ = 16000
+
+
+@dataclass(frozen=True)
+class Clip:
+    group: str
+    name: str
+    audio: np.ndarray
+    reference: str
+    language: str
+
+
+@dataclass
+class Result:
+    """Per group: texts and lags gathered over its clips."""
+
+    refs: list[str] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+    streams: dict[str, list[str]] = field(default_factory=dict)
+    lags: dict[str, list[float]] = field(default_factory=dict)
+    compute_s: dict[str, float] = field(default_factory=dict)
+    audio_s: float = 0.0
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sets", default="jfk,librivox,fleurs", help="subsets to run (comma list)")
+    p.add_argument("--langs", default="de,fr,es,pt", help="FLEURS languages (comma list)")
+    p.add_argument("--limit", type=int, default=0, help="at most N clips per set and language")
+    p.add_argument(
+        "--modes", default="unaware,aware", help="replays: unaware, aware, full-ctx (comma list)"
+    )
+    p.add_argument("--no-offline", action="store_true", help="skip whole-clip transcription")
+    p.add_argument("--no-steps", action="store_true", help="skip the 3 s / 25 s step timing")
+    p.add_argument("--vad-check", action="store_true", help="words on silence/noise/music per VAD")
+    p.add_argument("--chunk-ms", type=int, default=100, help="replay chunk (default 100)")
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase, punctuation (but apostrophes) to spaces, single spaces."""
+    text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'")
+    text = "".join(" " if unicodedata.category(c)[0] in "PS" and c != "'" else c for c in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def wer(refs: list[str], hyps: list[str]) -> float:
+    """Corpus WER in percent over normalized texts."""
+    import jiwer
+
+    pairs = [(normalize_text(r), normalize_text(h)) for r, h in zip(refs, hyps, strict=True)]
+    pairs = [(r, h) for r, h in pairs if r]
+    return 100 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
+
+
+def collect(data: Path, sets: list[str], langs: list[str], limit: int) -> list[Clip]:
+    from juno.audio import load_audio
+
+    clips = []
+    if "jfk" in sets:
+        clips.append(Clip("jfk", "jfk", load_audio(data / "jfk.flac"), JFK_TEXT, "en"))
+    if "librivox" in sets:
+        wavs = sorted((data / "librivox").glob("*.wav"))
+        for wav in wavs[:limit] if limit else wavs:
+            ref = wav.with_suffix(".txt").read_text()
+            clips.append(Clip("librivox", wav.stem, load_audio(wav), ref, "en"))
+    if "fleurs" in sets:
+        for lang in langs:
+            oggs = sorted((data / "fleurs").glob(f"fleurs-{lang}-*.ogg"))
+            for ogg in oggs[:limit] if limit else oggs:
+                ref = ogg.with_suffix(".txt").read_text()
+                clips.append(Clip(f"fleurs-{lang}", ogg.stem, load_audio(ogg), ref, lang))
+    return clips
+
+
+def _pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def _stream(model, cfg: Config, clip: Clip, mode: str, chunk_s: float):
+    from juno.transcriber.build import make_transcriber
+    from juno.transcriber.replay import ReplayStats, replay
+
+    if mode == "full-ctx":
+        cfg = _with(cfg, fit_audio_ctx=False)
+    stepper = make_transcriber(model, cfg, language=clip.language)
+    stats = ReplayStats()
+    out = list(replay(stepper, clip.audio, chunk_s, mode == "aware", stats))
+    return out, stats
+
+
+def _with(cfg: Config, **fields) -> Config:
+    from dataclasses import replace
+
+    return replace(cfg, transcribe=replace(cfg.transcribe, **fields))
+
+
+def step_times(model, cfg: Config, clips: list[Clip]) -> list[str]:
+    """One window's compute at 3 s and 25 s of buffer, fitted and full context."""
+    from juno.transcriber.whisper_window import WhisperWindow
+
+    english = [c.audio for c in clips if c.language == "en"] or [c.audio for c in clips]
+    audio = np.concatenate(english * (1 + int(25 * SAMPLE_RATE_HZ / sum(map(len, english)))))
+    lines = []
+    for fit in (True, False):
+        window = WhisperWindow(model, fit_context=fit, context_pad_s=cfg.transcribe.audio_ctx_pad_s)
+        for seconds in (3, 25):
+            piece = audio[: seconds * SAMPLE_RATE_HZ]
+            best = float("inf")
+            for _ in range(2):
+                start = time.perf_counter()
+                result = window.transcribe(piece, "en")
+                best = min(best, time.perf_counter() - start)
+            label = "fitted" if fit else "full 30 s"
+            lines.append(
+                f"step at {seconds:2d} s of buffer, {label:9s} context "
+                f"({result.encoder_positions:4d} positions): {best:.2f} s"
+            )
+    return lines
+
+
+def _noises(seconds: float) -> dict[str, np.ndarray]:
+    """Non-speech test signals (fixed seed): silence, noises at -30 dBFS, synthetic music."""
+    rng = np.random.default_rng(0)
+    n = int(seconds * SAMPLE_RATE_HZ)
+    t = np.arange(n) / SAMPLE_RATE_HZ
+    level = 10 ** (-30 / 20)
+
+    def at_level(x: np.ndarray) -> np.ndarray:
+        return (x / np.sqrt(np.mean(x**2)) * level).astype(np.float32)
+
+    white = rng.standard_normal(n)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    pink = np.fft.irfft(spectrum / np.sqrt(np.maximum(np.arange(len(spectrum)), 1)), n)
+    room = pink + 0.5 * np.sin(2 * np.pi * 50 * t) * pink.std()  # fan-like noise and mains hum
+    notes = 220 * 2 ** (np.array([0, 4, 7, 12, 7, 4, 2, 5]) / 12)
+    note = notes[(t * 2).astype(int) % len(notes)]
+    envelope = np.exp(-3 * ((t * 2) % 1))
+    music = sum(np.sin(2 * np.pi * k * note * t) / k for k in (1, 2, 3)) * envelope
+    music += 0.3 * np.sin(2 * np.pi * 110 * t)
+    return {
+        "digital silence": np.zeros(n, np.float32),
+        "white noise -30 dBFS": at_level(white),
+        "room noise -30 dBFS": at_level(room),
+        "music -20 dBFS": (at_level(music) * 10 ** (10 / 20)).astype(np.float32),
+    }
+
+
+def vad_check(model, cfg: Config, clips: list[Clip], chunk_s: float) -> list[str]:
+    """Words per VAD on non-speech signals, and WER on the speech clips."""
+    from juno.transcriber.build import make_transcriber
+    from juno.transcriber.replay import replay
+
+    lines = []
+    signals = _noises(15.0)
+    for vad in ("silero", "energy", "off"):
+        vcfg = _with(cfg, vad=vad)
+        counts = []
+        for name, audio in signals.items():
+            words = [e.word.text for e in replay(make_transcriber(model, vcfg), audio, chunk_s)]
+            counts.append(f"{name}: {len(words)}" + (f" {' '.join(words[:6])!r}" if words else ""))
+        hyps = []
+        for c in clips:
+            stepper = make_transcriber(model, vcfg, language=c.language)
+            hyps.append(" ".join(e.word.text for e in replay(stepper, c.audio, chunk_s)))
+        score = wer([c.reference for c in clips], hyps)
+        lines.append(f"vad {vad:6s}: words on {'; '.join(counts)}")
+        lines.append(f"vad {vad:6s}: streaming WER on the speech clips {score:.1f}%")
+    return lines
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    import mlx_whisper
+
+    from juno import backend
+    from juno.errors import JunoError
+    from juno.models.loading import load_whisper
+    from juno.paths import shared_data
+
+    sets = [s for s in args.sets.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = set(modes) - {"unaware", "aware", "full-ctx"}
+    if unknown:
+        raise JunoError(f"--modes: unknown {', '.join(sorted(unknown))} (unaware, aware, full-ctx)")
+    clips = collect(shared_data() / "audio", sets, args.langs.split(","), args.limit)
+    if not clips:
+        raise JunoError("no clips selected (see --sets, --langs)")
+    model, path = load_whisper(cfg.transcribe.model, cfg)
+    from juno.transcriber.whisper_window import WhisperWindow
+
+    WhisperWindow(model).warm_up()
+    chunk_s = args.chunk_ms / 1000
+    t = cfg.transcribe
+    print(f"# {backend.describe()}; load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"# model {path.name}; step {t.step_ms} ms, buffer max {t.buffer_max_s} s, vad {t.vad}, "
+        f"fitted context {t.fit_audio_ctx} (+{t.audio_ctx_pad_s} s), chunk {args.chunk_ms} ms"
+    )
+    results: dict[str, Result] = {}
+    for clip in clips:
+        r = results.setdefault(clip.group, Result())
+        r.refs.append(clip.reference)
+        r.audio_s += len(clip.audio) / SAMPLE_RATE_HZ
+        if not args.no_offline:
+            whole = mlx_whisper.transcribe(
+                clip.audio, path_or_hf_repo=str(path), language=clip.language, fp16=False
+            )
+            r.offline.append(whole["text"])
+        for mode in modes:
+            emitted, stats = _stream(model, cfg, clip, mode, chunk_s)
+            r.streams.setdefault(mode, []).append(" ".join(e.word.text for e in emitted))
+            r.lags.setdefault(mode, []).extend(e.emitted_s - e.word.end_s for e in emitted)
+            r.compute_s[mode] = r.compute_s.get(mode, 0.0) + stats.compute_s
+        print(f"# {clip.name}: {r.streams[modes[0]][-1] if modes else ''}", flush=True)
+
+    head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
+    for mode in modes:
+        head += f" | {mode:8s} {'WER':>5s} {'lag med':>7s} {'p90':>5s} {'cmp/s':>5s}"
+    print(head)
+    for group, r in [*results.items(), ("all", _merge(results.values()))]:
+        line = f"{group:12s} {len(r.refs):5d} {r.audio_s:7.1f} "
+        line += f"{wer(r.refs, r.offline):8.1f}%" if r.offline else f"{'-':>9s}"
+        for mode in modes:
+            lags = r.lags.get(mode, [])
+            median = statistics.median(lags) if lags else float("nan")
+            line += (
+                f" | {'':8s} {wer(r.refs, r.streams[mode]):4.1f}% {median:6.2f}s"
+                f" {_pct(lags, 90):4.2f}s {r.compute_s[mode] / r.audio_s:5.2f}"
+            )
+        print(line)
+    if not args.no_steps:
+        for line in step_times(model, cfg, clips):
+            print(line)
+    if args.vad_check:
+        english = [c for c in clips if c.group in ("jfk", "librivox")] or clips
+        for line in vad_check(model, cfg, english, chunk_s):
+            print(line)
+    return 0
+
+
+def _merge(results) -> Result:
+    out = Result()
+    for r in results:
+        out.refs += r.refs
+        out.offline += r.offline
+        out.audio_s += r.audio_s
+        for mode, texts in r.streams.items():
+            out.streams.setdefault(mode, []).extend(texts)
+            out.lags.setdefault(mode, []).extend(r.lags[mode])
+            out.compute_s[mode] = out.compute_s.get(mode, 0.0) + r.compute_s[mode]
+    return out
