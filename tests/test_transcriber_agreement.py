@@ -139,3 +139,12 @@ def test_punctuation_only_words_are_ignored():
     la.insert([*hyp("hello there"), Word("...", 1.0, 1.2)])
     out = la.insert([*hyp("hello there"), Word("...", 1.0, 1.2), Word("friend", 1.2, 1.5)])
     assert texts(out) == ["hello", "there"]
+
+
+def test_a_complete_hypothesis_is_committed_whole_and_ends_a_sentence():
+    la = LocalAgreement()
+    la.insert(hyp("see you"))
+    out = la.insert(hyp("see you later"), complete=True)
+    assert texts(out) == ["see", "you", "later"]
+    assert [w.sentence_end for w in out] == [False, False, True]
+    assert la.pending == []

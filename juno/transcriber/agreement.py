@@ -75,16 +75,18 @@ class LocalAgreement:
         """The uncommitted tail of the latest hypothesis."""
         return list(self._pending)
 
-    def insert(self, hypothesis: list[Word]) -> list[Word]:
-        """Take the newest hypothesis of the whole buffer; return the newly committed words."""
+    def insert(self, hypothesis: list[Word], complete: bool = False) -> list[Word]:
+        """Take the newest hypothesis of the whole buffer; return the newly committed words.
+
+        ``complete`` says no more speech follows (a long pause, or the end of
+        the stream): then the whole hypothesis is committed and its last word
+        ends a sentence.
+        """
         tail = [w for w in self._strip_committed(hypothesis) if normalize(w.text)]
         pairs = common_boundaries(
             [normalize(w.text) for w in self._pending], [normalize(w.text) for w in tail]
         )
-        if not pairs:
-            self._pending = tail
-            return []
-        n = pairs[-1][0]
+        n = len(tail) if complete else (pairs[-1][0] if pairs else 0)
         prev_at = {i: self._pending[j - 1] for i, j in pairs}
         out = []
         for i in range(n):
@@ -96,20 +98,15 @@ class LocalAgreement:
                 not last or (i + 1 in prev_at and ends_sentence(prev_at[i + 1].text))
             )
             pause = not last and tail[i + 1].start_s - word.end_s >= self.pause_s
-            out.append(replace(word, sentence_end=punct or pause))
+            out.append(replace(word, sentence_end=punct or pause or (complete and last)))
         self._pending = tail[n:]
         self._commit(out)
         return out
 
     def flush(self) -> list[Word]:
-        """Commit the pending words as they are (end of an utterance or of the stream)."""
-        words = self._pending
-        self._pending = []
-        out = []
-        for i, word in enumerate(words):
-            last = i == len(words) - 1
-            pause = not last and words[i + 1].start_s - word.end_s >= self.pause_s
-            out.append(replace(word, sentence_end=last or pause or ends_sentence(word.text)))
+        """Commit the pending words as they are; the last one ends a sentence."""
+        words, self._pending = self._pending, []
+        out = [replace(w, sentence_end=w is words[-1] or ends_sentence(w.text)) for w in words]
         self._commit(out)
         return out
 

@@ -115,11 +115,11 @@ class StreamingTranscriber:
             log.info("detected language: %s", self.language)
         result = self.window.transcribe(self._audio, self.language, self.policy.prompt())
         self.steps += 1
-        words = self._clean(result)
-        out = self.policy.insert(words)
         last_speech = self.track.last_speech_end_s()
-        if final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s:
-            out += self.policy.flush()
+        # After a long pause (or at the end) the hypothesis holds the whole
+        # utterance: commit it now instead of waiting for a second opinion.
+        complete = final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s
+        out = self.policy.insert(self._clean(result), complete)
         cut = self.policy.sentence_cut_s()
         if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:
             # No sentence end to cut at: cut at the last committed word, or, if

@@ -1,0 +1,120 @@
+"""The stepper with a scripted window (no weights): pacing, gating, trimming, input checks."""
+
+import numpy as np
+import pytest
+
+from juno.errors import JunoError
+from juno.transcriber.replay import replay
+from juno.transcriber.streaming import StreamingTranscriber, StreamOptions
+from juno.transcriber.vad import SpeechTrack
+from juno.transcriber.whisper_window import WindowResult
+from juno.transcriber.words import Word
+
+RATE = 16000
+# (text, start, end) in stream seconds: two sentences, a long silence, one more.
+SCRIPT = [
+    ("Hello", 0.5, 0.9),
+    ("there,", 1.0, 1.4),
+    ("my", 1.5, 1.7),
+    ("friend.", 1.8, 2.3),
+    ("How", 2.6, 2.8),
+    ("are", 2.9, 3.1),
+    ("you", 3.2, 3.5),
+    ("today?", 3.6, 4.1),
+    ("Fine", 9.0, 9.4),
+    ("thanks", 9.5, 10.0),
+]
+
+
+class LoudFrames:
+    """A detector for the synthetic audio: loud frames are speech."""
+
+    def __call__(self, frame: np.ndarray) -> float:
+        return float(np.abs(frame).max() > 0.05)
+
+
+class ScriptedWindow:
+    """Stands in for Whisper: returns the scripted words that are fully in the buffer."""
+
+    def __init__(self, script=SCRIPT):
+        self.script = script
+        self.stepper = None
+        self.calls = []
+
+    def transcribe(self, audio, language, prompt=""):
+        end = self.stepper.received_s
+        start = end - len(audio) / RATE
+        self.calls.append((start, end, prompt))
+        words = [
+            Word(t, s - start, e - start, 0.9) for t, s, e in self.script if s >= start and e <= end
+        ]
+        return WindowResult(words, " ".join(w.text for w in words), language, 0.01, -0.2, 1.2, 0)
+
+
+def speech_audio(seconds: float, script=SCRIPT) -> np.ndarray:
+    """Silence with a loud tone under each scripted word."""
+    audio = np.zeros(int(seconds * RATE), np.float32)
+    for _, s, e in script:
+        t = np.arange(int(s * RATE), int(e * RATE))
+        audio[t] = 0.3 * np.sin(2 * np.pi * 200 * t / RATE)
+    return audio
+
+
+def make(script=SCRIPT, **options) -> tuple[StreamingTranscriber, ScriptedWindow]:
+    window = ScriptedWindow(script)
+    stepper = StreamingTranscriber(window, SpeechTrack(LoudFrames()), StreamOptions(**options))
+    window.stepper = stepper
+    return stepper, window
+
+
+def test_streams_the_script_once_in_order_and_after_the_audio():
+    stepper, _ = make()
+    out = list(replay(stepper, speech_audio(12.0), chunk_s=0.1))
+    assert [e.word.text for e in out] == [t for t, _, _ in SCRIPT]
+    assert all(e.emitted_s >= e.word.end_s for e in out)
+    assert [e.word.sentence_end for e in out] == [
+        False, False, False, True, False, False, False, True, False, True
+    ]  # fmt: skip
+    assert out[-1].emitted_s < 12.0  # the pause, not the end of the file, commits it
+
+
+def test_silence_is_never_transcribed():
+    stepper, window = make()
+    stepper.insert_audio(np.zeros(30 * RATE, np.float32), 30.0)
+    assert stepper.process(30.0) == [] and stepper.finish() == []
+    assert window.calls == []
+    assert stepper.buffer_s <= 0.5 + 1e-9  # only a lead-in is kept
+
+
+def test_buffer_is_cut_at_sentence_ends_and_prompts_with_the_text_before():
+    stepper, window = make()
+    list(replay(stepper, speech_audio(12.0), chunk_s=0.1))
+    starts = [s for s, _, _ in window.calls]
+    assert starts == sorted(starts) and starts[-1] > 2.0
+    assert any(p.endswith("friend.") for _, _, p in window.calls)
+
+
+def test_buffer_stays_under_its_limit_without_sentence_ends():
+    script = [(f"w{i}", 0.5 + 0.5 * i, 0.9 + 0.5 * i) for i in range(60)]
+    stepper, window = make(script, buffer_max_s=6.0)
+    out = list(replay(stepper, speech_audio(31.0, script), chunk_s=0.25))
+    assert max(e - s for s, e, _ in window.calls) <= 6.0 + 1e-6
+    assert [e.word.text for e in out] == [t for t, _, _ in script]
+
+
+def test_bad_input_is_a_one_line_error():
+    stepper, _ = make()
+    with pytest.raises(JunoError, match="16000 Hz"):
+        stepper.insert_audio(np.zeros(100, np.float32), 0.0, sample_rate_hz=44100)
+    with pytest.raises(JunoError, match="float32.*int16"):
+        stepper.insert_audio(np.zeros(100, np.int16), 0.0)
+    with pytest.raises(JunoError, match=r"shape \(100, 2\)"):
+        stepper.insert_audio(np.zeros((100, 2), np.float32), 0.0)
+    with pytest.raises(JunoError, match="NaN"):
+        stepper.insert_audio(np.full(100, np.nan, np.float32), 0.0)
+    with pytest.raises(JunoError, match="list"):
+        stepper.insert_audio([0.0] * 100, 0.0)
+    with pytest.raises(JunoError, match="buffer_max_s"):
+        make(buffer_max_s=40.0)
+    stepper.insert_audio(np.zeros(0, np.float32), 0.0)  # an empty chunk is fine
+    assert stepper.received_s == 0.0
