@@ -86,13 +86,16 @@ def _offline_prompt(tokenizer, cfg: Config, text: str, target: str) -> list[int]
     return tokenizer.apply_chat_template(messages, add_generation_prompt=True)
 
 
-def _offline(model, tokenizer, cfg: Config, text: str, target: str) -> tuple[str, int, float]:
+def _offline(
+    model, tokenizer, cfg: Config, text: str, target: str, max_tokens: int | None = None
+) -> tuple[str, int, float]:
     """Whole-sentence greedy translation with mlx-lm: (text, tokens, seconds)."""
     from mlx_lm import stream_generate
 
     prompt = _offline_prompt(tokenizer, cfg, text, target)
+    max_tokens = max_tokens or 3 * len(prompt) + 20
     out, n, start = [], 0, time.perf_counter()
-    for r in stream_generate(model, tokenizer, prompt, max_tokens=3 * len(prompt) + 20):
+    for r in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens):
         out.append(r.text)
         n = r.generation_tokens + r.prompt_tokens
     return "".join(out).strip(), n, time.perf_counter() - start
@@ -169,7 +172,10 @@ def _retranslate(model, tokenizer, cfg: Config, words: list[str]) -> tuple[float
     """Re-encode the prefix and re-generate its translation at every word."""
     total_s, total_tokens = 0.0, 0
     for n in range(1, len(words) + 1):
-        _, tokens, seconds = _offline(model, tokenizer, cfg, " ".join(words[:n]), "fr")
+        text = " ".join(words[:n])
+        # Cap like the streaming runaway guard: a translation of about the source's length.
+        cap = 2 * len(tokenizer.encode(text)) + 10
+        _, tokens, seconds = _offline(model, tokenizer, cfg, text, "fr", max_tokens=cap)
         total_s += seconds
         total_tokens += tokens
     return total_s, total_tokens
@@ -320,7 +326,8 @@ def part_memory(model, tokenizer, cfg: Config, k: int, n: int, n_words: int) -> 
     import mlx.core as mx
 
     sources = [" ".join(s.split()[:n_words]) for s in _flores("en", n)]
-    translator = _translator(model, tokenizer, cfg, "fr", wait_k=k)
+    # As many target words as source words: the session length is what is measured.
+    translator = _translator(model, tokenizer, cfg, "fr", wait_k=k, max_words_per_sentence=n_words)
     mx.reset_peak_memory()
     table = _table(
         f"(e) memory over one session (wait-{k}, sentences cut to {n_words} words)",
