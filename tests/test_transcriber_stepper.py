@@ -118,3 +118,23 @@ def test_bad_input_is_a_one_line_error():
         make(buffer_max_s=40.0)
     stepper.insert_audio(np.zeros(0, np.float32), 0.0)  # an empty chunk is fine
     assert stepper.received_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "no such file"), (b"not audio at all", "not a readable audio file"), (b"", "")],
+)
+def test_juno_transcribe_bad_files_are_one_line_errors(tmp_path, capsys, content, message):
+    import soundfile as sf
+
+    from juno.cli import main
+
+    path = tmp_path / "clip.wav"
+    if content == b"":
+        sf.write(path, np.zeros(0, np.float32), RATE)
+        message = "contains no audio"
+    elif content is not None:
+        path.write_bytes(content)
+    assert main(["transcribe", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err

@@ -1,0 +1,77 @@
+"""The streaming transcriber on Whisper base (real weights): JFK, silence, noise, alignment."""
+
+import numpy as np
+import pytest
+
+from juno.config import Config
+from juno.transcriber.build import make_transcriber
+from juno.transcriber.replay import replay
+from juno.transcriber.words import normalize
+
+pytestmark = pytest.mark.real_weights
+
+RATE = 16000
+QUOTE = (
+    "And so my fellow Americans, ask not what your country can do for you, "
+    "ask what you can do for your country."
+)
+
+
+@pytest.fixture(scope="module")
+def model(whisper_base_path):
+    from juno.models.loading import load_whisper
+
+    model, _ = load_whisper(str(whisper_base_path), Config())
+    return model
+
+
+@pytest.fixture(scope="module")
+def jfk(data_dir):
+    from juno.audio import load_audio
+
+    return load_audio(data_dir / "audio" / "jfk.flac")
+
+
+def _word_errors(ref: str, hyp: str) -> int:
+    import jiwer
+
+    norm = lambda s: " ".join(normalize(w) for w in s.split())  # noqa: E731
+    out = jiwer.process_words(norm(ref), norm(hyp))
+    return out.substitutions + out.deletions + out.insertions
+
+
+def test_jfk_streams_the_quote_with_sane_times(model, jfk):
+    out = list(replay(make_transcriber(model, Config()), jfk, chunk_s=0.1))
+    text = " ".join(e.word.text for e in out)
+    assert _word_errors(QUOTE, text) <= 1, text
+    words = [e.word for e in out]
+    duration = len(jfk) / RATE
+    assert all(0 <= w.start_s <= w.end_s <= duration for w in words)
+    assert all(a.start_s <= b.start_s for a, b in zip(words, words[1:], strict=False))
+    assert all(e.emitted_s >= e.word.end_s for e in out)  # never before it was heard
+    assert words[-1].sentence_end and words[-1].text.startswith("country")
+
+
+@pytest.mark.parametrize("signal", ["digital silence", "white noise at -30 dBFS"])
+def test_silence_and_noise_give_no_words(model, signal):
+    n = 30 * RATE
+    if signal == "digital silence":
+        audio = np.zeros(n, np.float32)
+    else:
+        noise = np.random.default_rng(1).standard_normal(n)
+        audio = (noise / noise.std() * 10 ** (-30 / 20)).astype(np.float32)
+    stepper = make_transcriber(model, Config())
+    assert list(replay(stepper, audio, chunk_s=0.5)) == []
+    assert stepper.buffer_s <= 1.0  # the silence is dropped, not kept
+
+
+def test_fitted_context_keeps_the_words_and_their_times(model, jfk):
+    from juno.transcriber.whisper_window import WhisperWindow
+
+    clip = jfk
+    fitted = WhisperWindow(model, fit_context=True).transcribe(clip, "en")
+    full = WhisperWindow(model, fit_context=False).transcribe(clip, "en")
+    assert fitted.encoder_positions < full.encoder_positions == 1500
+    assert [normalize(w.text) for w in fitted.words] == [normalize(w.text) for w in full.words]
+    gaps = [abs(a.end_s - b.end_s) for a, b in zip(fitted.words, full.words, strict=True)]
+    assert np.median(gaps) <= 0.1, gaps
