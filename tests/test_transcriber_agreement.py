@@ -85,15 +85,21 @@ def test_committed_words_are_stripped_from_later_hypotheses_even_if_re_segmented
     assert texts(out) == ["hard"]
 
 
-def test_punctuation_sentence_end_needs_both_hypotheses_at_the_hypothesis_end():
+def test_a_final_period_waits_for_more_words_or_a_pause():
     la = LocalAgreement()
-    la.insert(hyp("I came"))
-    out = la.insert(hyp("I came."))
-    assert texts(out) == ["I", "came."] and not out[-1].sentence_end
+    la.insert(hyp("I came."))
+    assert texts(la.insert(hyp("I came."))) == ["I"]  # "came." could be mid-sentence
+    out = la.insert(hyp("I came here"))
+    assert texts(out) == ["came"] and not out[0].sentence_end
+    assert texts(la.pending) == ["here"]
     la = LocalAgreement()
     la.insert(hyp("I came. I saw"))
     out = la.insert(hyp("I came. I saw it"))
     assert [w.sentence_end for w in out] == [False, True, False, False]
+    la = LocalAgreement()
+    la.insert(hyp("I came."))
+    out = la.insert(hyp("I came."), complete=True)
+    assert [w.sentence_end for w in out] == [False, True]
 
 
 def test_long_pause_marks_a_sentence_end():

@@ -87,18 +87,17 @@ class LocalAgreement:
             [normalize(w.text) for w in self._pending], [normalize(w.text) for w in tail]
         )
         n = len(tail) if complete else (pairs[-1][0] if pairs else 0)
-        prev_at = {i: self._pending[j - 1] for i, j in pairs}
+        if not complete and n == len(tail) and n and ends_sentence(tail[-1].text):
+            # Whisper ends any window with a period, mid-sentence or not: a final
+            # word with one waits until more words or a pause confirm it.
+            n -= 1
         out = []
         for i in range(n):
             word = tail[i]
             last = i == len(tail) - 1
-            # A hypothesis that stops mid-sentence often ends with a period;
-            # trust final punctuation there only if the previous one had it too.
-            punct = ends_sentence(word.text) and (
-                not last or (i + 1 in prev_at and ends_sentence(prev_at[i + 1].text))
-            )
             pause = not last and tail[i + 1].start_s - word.end_s >= self.pause_s
-            out.append(replace(word, sentence_end=punct or pause or (complete and last)))
+            end = ends_sentence(word.text) or pause or (complete and last)
+            out.append(replace(word, sentence_end=end))
         self._pending = tail[n:]
         self._commit(out)
         return out
