@@ -26,6 +26,8 @@ from juno.transcriber.words import Word, normalize
 
 # Whisper's longest window.
 MAX_WINDOW_S = N_FRAMES * HOP_LENGTH / SAMPLE_RATE
+# Languages whose words mlx-whisper splits without spaces between them.
+_NO_SPACES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
 # Fast speech is ~4 words/s; German or French words take 2-3 tokens each.
 _MAX_TOKENS_PER_S = 10
 
@@ -144,11 +146,7 @@ class WhisperWindow:
                 num_frames=content_frames,
                 last_speech_timestamp=0.0,
             )
-            words = [
-                Word(w["word"].strip(), float(w["start"]), float(w["end"]), w["probability"])
-                for w in segment["words"]
-                if w["word"].strip()
-            ]
+            words = _join_continuations(segment["words"], language not in _NO_SPACES)
         return WindowResult(
             words=words,
             text=result.text,
@@ -174,6 +172,24 @@ class WhisperWindow:
             fp16=self.dtype == mx.float16,
         )
         return decode(self.model, features, options), sample_len
+
+
+def _join_continuations(timed: list[dict], spaced: bool) -> list[Word]:
+    """mlx-whisper's words as Words; in a language written with spaces, a piece
+    without a leading space continues the word before it (Whisper splits
+    "ill-disposed" into "ill" and "-disposed")."""
+    words: list[Word] = []
+    for w in timed:
+        text = w["word"]
+        if not text.strip():
+            continue
+        if spaced and words and not text.startswith(" "):
+            last = words[-1]
+            p = min(last.probability, float(w["probability"]))
+            words[-1] = Word(last.text + text.strip(), last.start_s, float(w["end"]), p)
+        else:
+            words.append(Word(text.strip(), float(w["start"]), float(w["end"]), w["probability"]))
+    return words
 
 
 def _looped(result: DecodingResult, sample_len: int) -> bool:
