@@ -93,7 +93,10 @@ class StreamingTranscriber:
         self.track.feed(audio)
 
     def process(self, now_s: float) -> list[Word]:
-        """Words committed by a step, if ``step_s`` of new audio has arrived (else [])."""
+        """Words committed by a step, if ``step_s`` of new audio has arrived (else []).
+
+        Steps are paced by audio time, not by ``now_s`` (the caller's clock).
+        """
         if self.received_s - self._stepped_s < self.options.step_s:
             return []
         return self._step(final=False)
@@ -122,8 +125,8 @@ class StreamingTranscriber:
         out = self.policy.insert(self._clean(result), complete)
         cut = self.policy.sentence_cut_s()
         if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:
-            # No sentence end to cut at: cut at the last committed word, or, if
-            # nothing was committed in the buffer, keep its later half.
+            # No sentence end to cut at: cut at the last committed word, and at
+            # least half the buffer (pending words before the cut get committed).
             cut = max(self.policy.last_end_s, end_s - opts.buffer_max_s / 2)
         if cut is not None:
             out += self._cut(cut)
