@@ -87,14 +87,17 @@ def cut_loops(words: list[Word]) -> list[Word]:
     return words if at is None else words[:at]
 
 
-def drop_vanishing_tail(words: list[Word], min_s: float = 0.1) -> list[Word]:
-    """Drop the last words if the alignment gave them (almost) no audio.
+def drop_doubtful_tail(words: list[Word], min_s: float = 0.1, min_p: float = 0.1) -> list[Word]:
+    """Drop the last words while the alignment gave them (almost) no audio or
+    Whisper gave them almost no probability.
 
-    Words Whisper adds past the end of speech ("All right.") get squeezed by
-    the alignment into the last frames.
+    Words Whisper adds past the end of speech ("All right.", "Und dann,") get
+    squeezed into the last frames, or come out at a few percent.
     """
     n = len(words)
-    while n and words[n - 1].end_s - words[n - 1].start_s < min_s:
+    while n and (
+        words[n - 1].end_s - words[n - 1].start_s < min_s or words[n - 1].probability < min_p
+    ):
         n -= 1
     return words[:n]
 

@@ -140,7 +140,7 @@ class StreamingTranscriber:
         words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in result.words]
         words = guards.inside(words, at, self.received_s)
         words = guards.cut_loops(words)
-        words = guards.drop_vanishing_tail(words)
+        words = guards.drop_doubtful_tail(words)
         words = guards.on_speech(words, self.track.speech_s)
         return guards.drop_stock_phrases(words, self.track.speech_s)
 

@@ -1,0 +1,60 @@
+"""Hallucination guards on scripted words (no MLX)."""
+
+from juno.transcriber import guards
+from juno.transcriber.words import Word
+
+
+def w(text, start, end, p=0.9):
+    return Word(text, start, end, p)
+
+
+def speech_between(lo, hi):
+    """A speech detector that heard speech only between lo and hi seconds."""
+    return lambda a, b: max(0.0, min(b, hi) - max(a, lo))
+
+
+def texts(words):
+    return [x.text for x in words]
+
+
+def test_silence_needs_both_no_speech_and_low_confidence():
+    assert guards.is_silence(0.9, -1.5)
+    assert not guards.is_silence(0.9, -0.3)  # confident text despite the no-speech token
+    assert not guards.is_silence(0.1, -1.5)
+
+
+def test_words_outside_the_audio_are_dropped_and_ends_clamped():
+    words = [w("early", 0.0, 0.4), w("in", 1.0, 1.5), w("over", 4.8, 5.6), w("after", 5.2, 5.5)]
+    out = guards.inside(words, 0.9, 5.0)
+    assert texts(out) == ["in", "over"]
+    assert out[1].end_s == 5.0
+
+
+def test_loops_are_cut_after_the_first_copy():
+    words = [
+        w(t, i, i + 0.5) for i, t in enumerate("so my fellow so my fellow so my fellow".split())
+    ]
+    assert texts(guards.cut_loops(words)) == ["so", "my", "fellow"]
+    no = [w(t, i, i + 0.5) for i, t in enumerate("no, no, no".split())]
+    assert texts(guards.cut_loops(no)) == ["no,", "no,", "no"]  # three times is speech
+    four = [w("the", i, i + 0.5) for i in range(4)]
+    assert texts(guards.cut_loops(four)) == ["the"]
+
+
+def test_doubtful_words_at_the_end_are_dropped():
+    words = [w("fahren.", 13.0, 13.6), w("Und", 13.6, 13.86, p=0.03), w("dann,", 13.86, 13.86)]
+    assert texts(guards.drop_doubtful_tail(words)) == ["fahren."]
+    inner = [w("a", 0.0, 0.05), w("cat", 0.1, 0.5)]
+    assert texts(guards.drop_doubtful_tail(inner)) == ["a", "cat"]  # only the tail
+
+
+def test_words_without_speech_under_them_are_dropped():
+    words = [w("hello", 1.0, 1.5), w("Thanks", 6.0, 6.5)]
+    assert texts(guards.on_speech(words, speech_between(0.9, 2.0))) == ["hello"]
+
+
+def test_stock_phrases_need_real_speech_under_them():
+    words = [w("Hi.", 0.0, 0.4), w("Thank", 3.0, 3.3), w("you.", 3.3, 3.6)]
+    assert texts(guards.drop_stock_phrases(words, speech_between(0.0, 0.5))) == ["Hi."]
+    spoken = guards.drop_stock_phrases(words, speech_between(0.0, 4.0))
+    assert texts(spoken) == ["Hi.", "Thank", "you."]
