@@ -40,8 +40,13 @@ class ScriptedWindow:
         self.script = script
         self.stepper = None
         self.calls = []
+        self.languages = []
+
+    def detect_language(self, audio):
+        return "de"
 
     def transcribe(self, audio, language, prompt=""):
+        self.languages.append(language)
         end = self.stepper.received_s
         start = end - len(audio) / RATE
         self.calls.append((start, end, prompt))
@@ -100,6 +105,12 @@ def test_buffer_stays_under_its_limit_without_sentence_ends():
     out = list(replay(stepper, speech_audio(31.0, script), chunk_s=0.25))
     assert max(e - s for s, e, _ in window.calls) <= 6.0 + 1e-6
     assert [e.word.text for e in out] == [t for t, _, _ in script]
+
+
+def test_language_is_detected_once_from_the_first_speech():
+    stepper, window = make(language=None)
+    list(replay(stepper, speech_audio(12.0), chunk_s=0.1))
+    assert stepper.language == "de" and set(window.languages) == {"de"}
 
 
 def test_bad_input_is_a_one_line_error():
