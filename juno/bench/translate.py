@@ -13,7 +13,8 @@ Parts (``--parts``, all by default), on the first FLORES-200 dev sentences:
 - memory: peak memory and cache size after 10 and after N sentences of one session.
 
 On 2 shared CPU cores the 0.5B model decodes a few tokens per second, so the
-defaults are small (about 30-40 minutes on an idle machine); raise
+defaults are small (roughly 45 minutes on 2 idle cores; over an hour when they are
+shared); raise
 ``--sentences`` for tighter BLEU.
 """
 
