@@ -13,9 +13,8 @@ Parts (``--parts``, all by default), on the first FLORES-200 dev sentences:
 - memory: peak memory and cache size after 10 and after N sentences of one session.
 
 On 2 shared CPU cores the 0.5B model decodes a few tokens per second, so the
-defaults are small (roughly 45 minutes on 2 idle cores; over an hour when they are
-shared); raise
-``--sentences`` for tighter BLEU.
+defaults are small (roughly 45 minutes on 2 idle cores, over an hour when they
+are shared); raise ``--sentences`` for tighter BLEU.
 """
 
 from __future__ import annotations
