@@ -32,6 +32,7 @@ import numpy as np
 from mlx_whisper.whisper import ModelDimensions
 
 from juno.errors import JunoError
+from juno.models import store
 
 log = logging.getLogger(__name__)
 
@@ -387,21 +388,6 @@ def _write_folder(
     mx.save_safetensors(str(tmp / "weights.safetensors"), tensors, metadata={"format": "mlx"})
 
 
-def _replace(tmp: Path, dest: Path) -> None:
-    """Swap ``tmp`` in as ``dest``, keeping the old folder until the new one is in place."""
-    if not dest.exists():
-        tmp.rename(dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    dest.rename(old)
-    try:
-        tmp.rename(dest)
-    except BaseException:
-        old.rename(dest)
-        raise
-    shutil.rmtree(old)
-
-
 def import_ct2_whisper(
     src_dir: Path, dest: Path, dtype: str = "float16", overwrite: bool = False
 ) -> Path:
@@ -446,7 +432,7 @@ def import_ct2_whisper(
     shutil.rmtree(tmp, ignore_errors=True)  # a leftover from a killed run
     try:
         _write_folder(tmp, dims, weights, _MX_DTYPES[dtype])
-        _replace(tmp, dest)
+        store.replace_folder(tmp, dest)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError):

@@ -22,7 +22,6 @@ import importlib
 import json
 import logging
 import mmap
-import os
 import re
 import shutil
 import struct
@@ -44,6 +43,7 @@ from tokenizers.models import BPE
 from tqdm import tqdm
 
 from juno.errors import JunoError
+from juno.models import store
 
 log = logging.getLogger(__name__)
 
@@ -660,21 +660,6 @@ def _build_tokenizer(meta: _Meta, context: int) -> _TokenizerFiles:
 # ---------------------------------------------------------------- import
 
 
-def _replace(tmp: Path, dest: Path) -> None:
-    """Swap ``tmp`` in as ``dest``, keeping the old folder until the new one is in place."""
-    if not dest.exists():
-        tmp.rename(dest)
-        return
-    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-    dest.rename(old)
-    try:
-        tmp.rename(dest)
-    except BaseException:
-        old.rename(dest)
-        raise
-    shutil.rmtree(old)
-
-
 def _folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
 
@@ -741,7 +726,7 @@ def import_gguf(src: Path, dest: Path, dtype: str = "float16", overwrite: bool =
         (tmp / "tokenizer_config.json").write_text(
             json.dumps(tok.config, indent=2, ensure_ascii=False) + "\n"
         )
-        _replace(tmp, dest)
+        store.replace_folder(tmp, dest)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -100,3 +102,18 @@ def human_size(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return f"{size:.1f} GB"
+
+
+def replace_folder(tmp: Path, dest: Path) -> None:
+    """Swap ``tmp`` in as ``dest``, keeping the old folder until the new one is in place."""
+    if not dest.exists():
+        tmp.rename(dest)
+        return
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    dest.rename(old)
+    try:
+        tmp.rename(dest)
+    except BaseException:
+        old.rename(dest)
+        raise
+    shutil.rmtree(old)
