@@ -1,0 +1,286 @@
+"""What the display process shows: the transcript and its translation, live.
+
+:class:`Transcript` holds the sentences as the words arrive, :class:`LiveView`
+renders it for a :class:`rich.live.Live` (two columns or a large "room"
+layout, plus a status line), and :class:`PlainPrinter` writes one line per
+event when the output is not a terminal. None of them reads a clock: the
+display process passes in the wall-clock time it shows each message at.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from rich import box
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.padding import Padding
+from rich.segment import Segment, SegmentLines
+from rich.table import Table
+from rich.text import Text
+
+from juno.languages import NAMES
+from juno.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
+
+# Words the lag medians look back over.
+LAG_WINDOW_WORDS = 20
+# Trails the text still being written.
+CURSOR = "…"
+IN_PROGRESS_STYLE = "bold yellow"
+LAYOUTS = ("columns", "room")
+
+
+@dataclass
+class Sentence:
+    """One source sentence and its translation, as far as they have arrived."""
+
+    index: int
+    source_words: list[str] = field(default_factory=list)
+    target_words: list[str] = field(default_factory=list)
+    # The transcriber committed the sentence's last word.
+    source_done: bool = False
+    # The translation is complete (its SentenceEnd arrived).
+    done: bool = False
+    # The whole texts from SentenceEnd, which win over the joined words.
+    source_text: str = ""
+    target_text: str = ""
+
+    @property
+    def source(self) -> str:
+        return self.source_text or " ".join(self.source_words)
+
+    @property
+    def target(self) -> str:
+        return self.target_text or " ".join(self.target_words)
+
+
+def _median(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return statistics.median(values) if values else None
+
+
+class Transcript:
+    """The sentences so far, by index, and how far behind the speaker they are shown.
+
+    Sentences fill independently: the source of sentence 3 may arrive while the
+    translation of sentence 1 is still being written.
+    """
+
+    def __init__(self, lag_window_words: int = LAG_WINDOW_WORDS) -> None:
+        self._sentences: dict[int, Sentence] = {}
+        self._source_lags_s: deque[float] = deque(maxlen=lag_window_words)
+        self._target_lags_s: deque[float] = deque(maxlen=lag_window_words)
+        self.source_word_count = 0
+        self.target_word_count = 0
+        # EndOfStream arrived: nothing more will.
+        self.ended = False
+
+    def add(self, msg: Message, shown_wall_s: float) -> None:
+        """Take in a word, a sentence end or the end of stream; other messages are ignored.
+
+        ``shown_wall_s`` is the wall-clock time (``time.time()``) the message is shown at.
+        """
+        if isinstance(msg, SourceWord):
+            sentence = self._sentence(msg.sentence)
+            sentence.source_words.append(msg.text)
+            sentence.source_done = sentence.source_done or msg.sentence_end
+            self.source_word_count += 1
+            self._source_lags_s.append(shown_wall_s - (msg.origin_wall_s + msg.end_s))
+        elif isinstance(msg, TargetWord):
+            self._sentence(msg.sentence).target_words.append(msg.text)
+            self.target_word_count += 1
+            self._target_lags_s.append(shown_wall_s - (msg.origin_wall_s + msg.stream_s))
+        elif isinstance(msg, SentenceEnd):
+            sentence = self._sentence(msg.sentence)
+            sentence.source_done = sentence.done = True
+            sentence.source_text, sentence.target_text = msg.source, msg.target
+        elif isinstance(msg, EndOfStream):
+            self.ended = True
+
+    def _sentence(self, index: int) -> Sentence:
+        if index not in self._sentences:
+            self._sentences[index] = Sentence(index)
+        return self._sentences[index]
+
+    @property
+    def sentences(self) -> list[Sentence]:
+        """All sentences, oldest first."""
+        return [self._sentences[i] for i in sorted(self._sentences)]
+
+    @property
+    def source_lag_s(self) -> float | None:
+        """Median delay from the end of a spoken word to its showing (recent words)."""
+        return _median(self._source_lags_s)
+
+    @property
+    def target_lag_s(self) -> float | None:
+        """Median delay from the source read for a translated word to its showing."""
+        return _median(self._target_lags_s)
+
+
+def _language(code: Any) -> str:
+    return NAMES.get(str(code).lower(), str(code))
+
+
+class LiveView:
+    """A rich renderable of a :class:`Transcript` that fits the console height.
+
+    ``layout="columns"``: source and translation side by side, one row per
+    sentence, the newest at the bottom, a status line under them.
+    ``layout="room"``: the translation only, large and spaced, for an audience.
+    Sentences not yet translated in full are shown in yellow with a trailing
+    cursor. ``status`` holds what the status line shows (``whisper``, ``llm``,
+    ``source_language``, ``target_language``, ``wait_k``); missing keys are left
+    out. ``state`` is the state text the display process sets ("listening",
+    "draining…"); it reads "done" once EndOfStream arrived.
+    """
+
+    def __init__(
+        self,
+        status: Mapping[str, Any] | None = None,
+        transcript: Transcript | None = None,
+        layout: str = "columns",
+    ) -> None:
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})")
+        self.status = dict(status or {})
+        self.transcript = transcript if transcript is not None else Transcript()
+        self.layout = layout
+        self.state = "listening"
+
+    def add(self, msg: Message, shown_wall_s: float) -> None:
+        """Take in a message (see :meth:`Transcript.add`)."""
+        self.transcript.add(msg, shown_wall_s)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        height = options.height or options.max_height
+        options = options.reset_height()
+        if self.layout == "room":
+            rows = (self._room_row(s) for s in reversed(self.transcript.sentences) if s.target)
+            yield SegmentLines(_last_lines(console, options, rows, height), new_lines=True)
+            return
+        header = console.render_lines(self._header(), options, pad=False)
+        footer = console.render_lines(self.status_line(), options, pad=False)
+        budget = max(1, height - len(header) - len(footer))
+        rows = map(self._row, reversed(self.transcript.sentences))
+        body = _last_lines(console, options, rows, budget)
+        yield SegmentLines([*header, *body, *footer], new_lines=True)
+
+    def _header(self) -> Table:
+        def title(kind: str, key: str) -> str:
+            return f"{kind} ({_language(self.status[key])})" if key in self.status else kind
+
+        table = _columns(show_header=True)
+        table.columns[0].header = title("Source", "source_language")
+        table.columns[1].header = title("Translation", "target_language")
+        return table
+
+    def _row(self, sentence: Sentence) -> Table:
+        style = "" if sentence.done else IN_PROGRESS_STYLE
+        source = sentence.source if sentence.source_done else _with_cursor(sentence.source)
+        target = sentence.target if sentence.done else _with_cursor(sentence.target)
+        table = _columns(show_header=False)
+        table.add_row(Text(source, style=style), Text(target, style=style))
+        return table
+
+    def _room_row(self, sentence: Sentence) -> RenderableType:
+        if sentence.done:
+            text = Text(sentence.target, style="bold")
+        else:
+            text = Text(_with_cursor(sentence.target), style=IN_PROGRESS_STYLE)
+        text.justify = "center"
+        return Padding(text, (0, 4, 1, 4))
+
+    def status_line(self) -> Text:
+        """State, lags, word counts, languages, models and wait-k, on one line.
+
+        The changing fields come first so a narrow console cuts the fixed ones.
+        """
+        s, t = self.status, self.transcript
+        parts = [
+            f"lag src {_seconds(t.source_lag_s)}, tgt {_seconds(t.target_lag_s)}",
+            f"words {t.source_word_count} → {t.target_word_count}",
+        ]
+        if "source_language" in s or "target_language" in s:
+            parts.append(f"{s.get('source_language', '?')} → {s.get('target_language', '?')}")
+        parts += [f"{key} {s[key]}" for key in ("whisper", "llm") if key in s]
+        if "wait_k" in s:
+            parts.append(f"wait-k {s['wait_k']}")
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append("done" if t.ended else self.state, style="bold")
+        line.append(" · " + " · ".join(parts), style="dim")
+        return line
+
+
+def _columns(show_header: bool) -> Table:
+    # One table per row, all with the same two ratio columns, so rows line up
+    # and each row's height can be measured to fit whole rows in the console.
+    table = Table(
+        box=box.MINIMAL,
+        show_header=show_header,
+        show_edge=False,
+        expand=True,
+        padding=(0, 1),
+        header_style="bold",
+    )
+    table.add_column(ratio=1)
+    table.add_column(ratio=1)
+    return table
+
+
+def _last_lines(
+    console: Console, options: ConsoleOptions, newest_first: Iterable[RenderableType], height: int
+) -> list[list[Segment]]:
+    """The last ``height`` lines of the rows stacked oldest first; only the oldest may be cut."""
+    kept: list[list[list[Segment]]] = []
+    used = 0
+    # Lazily, so only the rows that fit are rendered.
+    for row in newest_first:
+        if used >= height:
+            break
+        lines = console.render_lines(row, options, pad=False)
+        kept.append(lines[max(0, len(lines) - (height - used)) :])
+        used += len(kept[-1])
+    return [line for lines in reversed(kept) for line in lines]
+
+
+def _with_cursor(text: str) -> str:
+    return f"{text} {CURSOR}" if text else CURSOR
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} s"
+
+
+class PlainPrinter:
+    """One tab-separated line per event, flushed, for output that is not a terminal.
+
+    Lines (``\\t`` between fields; tabs and newlines in texts become spaces)::
+
+        source    <sentence>  <start_s:.2f>  <end_s:.2f>  <text>
+        target    <sentence>  <source_words_read>  <text>
+        sentence  <sentence>  <whole translation of the sentence>
+
+    Other messages print nothing. :meth:`add` takes the same arguments as
+    :meth:`LiveView.add`, so the display process can hold either.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def add(self, msg: Message, shown_wall_s: float | None = None) -> None:
+        """Print the line of ``msg``, if it has one."""
+        if isinstance(msg, SourceWord):
+            fields = ["source", msg.sentence, f"{msg.start_s:.2f}", f"{msg.end_s:.2f}", msg.text]
+        elif isinstance(msg, TargetWord):
+            fields = ["target", msg.sentence, msg.source_words_read, msg.text]
+        elif isinstance(msg, SentenceEnd):
+            fields = ["sentence", msg.sentence, msg.target]
+        else:
+            return
+        line = "\t".join(str(f).replace("\t", " ").replace("\n", " ") for f in fields)
+        self.stream.write(line + "\n")
+        self.stream.flush()

@@ -1,0 +1,193 @@
+import io
+
+import pytest
+from rich.console import Console
+
+from juno.messages import EndOfStream, Heartbeat, SentenceEnd, SourceWord, TargetWord
+from juno.view import LiveView, PlainPrinter, Transcript
+
+ORIGIN_S = 1000.0
+STATUS = {
+    "whisper": "base",
+    "llm": "qwen",
+    "source_language": "en",
+    "target_language": "fr",
+    "wait_k": 3,
+}
+
+
+def source(sentence: int, text: str, end_s: float, last: bool = False) -> SourceWord:
+    return SourceWord(
+        seq=0,
+        stream_s=end_s,
+        origin_wall_s=ORIGIN_S,
+        text=text,
+        start_s=end_s - 0.25,
+        end_s=end_s,
+        probability=0.9,
+        sentence_end=last,
+        sentence=sentence,
+        committed_wall_s=ORIGIN_S + end_s,
+    )
+
+
+def target(sentence: int, text: str, stream_s: float, read: int = 3) -> TargetWord:
+    return TargetWord(
+        seq=0,
+        stream_s=stream_s,
+        origin_wall_s=ORIGIN_S,
+        text=text,
+        sentence=sentence,
+        source_words_read=read,
+        committed_wall_s=ORIGIN_S + stream_s,
+    )
+
+
+def sentence_end(sentence: int, src: str, tgt: str) -> SentenceEnd:
+    return SentenceEnd(
+        seq=0, stream_s=0.0, origin_wall_s=ORIGIN_S, sentence=sentence, source=src, target=tgt
+    )
+
+
+def feed_sentence(view: LiveView, i: int, src: str, tgt: str, done: bool = True) -> None:
+    words = src.split()
+    for j, word in enumerate(words):
+        end_s = i + 0.1 * j
+        view.add(source(i, word, end_s, last=done and j == len(words) - 1), ORIGIN_S + end_s + 1)
+    for word in tgt.split():
+        view.add(target(i, word, i + 0.5), ORIGIN_S + i + 2)
+    if done:
+        view.add(sentence_end(i, src, tgt), ORIGIN_S + i + 2)
+
+
+def render(view: LiveView, height: int = 30) -> str:
+    console = Console(record=True, width=100, height=height, file=io.StringIO())
+    console.print(view)
+    return console.export_text()
+
+
+def test_sentences_fill_out_of_step():
+    transcript = Transcript()
+    transcript.add(source(0, "Hello", 0.5), ORIGIN_S + 1)
+    transcript.add(source(0, "there.", 1.0, last=True), ORIGIN_S + 1.5)
+    transcript.add(target(0, "Bonjour", 1.0), ORIGIN_S + 2)
+    transcript.add(source(1, "How", 1.5), ORIGIN_S + 2)
+    transcript.add(target(0, "à", 1.0), ORIGIN_S + 2.5)
+
+    first, second = transcript.sentences
+    assert (first.source, first.target) == ("Hello there.", "Bonjour à")
+    assert first.source_done and not first.done
+    assert (second.source, second.target) == ("How", "")
+    assert not second.source_done
+
+    transcript.add(sentence_end(0, "Hello there.", "Bonjour à tous."), ORIGIN_S + 3)
+    assert first.done and first.target == "Bonjour à tous."
+    assert (transcript.source_word_count, transcript.target_word_count) == (3, 2)
+
+
+def test_sentences_are_ordered_by_index():
+    transcript = Transcript()
+    transcript.add(target(2, "deux", 2.0), ORIGIN_S)
+    transcript.add(source(0, "zero", 0.5), ORIGIN_S)
+    assert [s.index for s in transcript.sentences] == [0, 2]
+
+
+def test_lag_is_the_median_of_the_recent_words():
+    transcript = Transcript(lag_window_words=3)
+    assert transcript.source_lag_s is None and transcript.target_lag_s is None
+    # Source lags 10, 1, 2, 3: the window keeps the last three.
+    for lag_s, end_s in [(10, 0.5), (1, 1.0), (2, 1.5), (3, 2.0)]:
+        transcript.add(source(0, "w", end_s), ORIGIN_S + end_s + lag_s)
+    assert transcript.source_lag_s == pytest.approx(2.0)
+    transcript.add(target(0, "m", 4.0), ORIGIN_S + 5.5)
+    assert transcript.target_lag_s == pytest.approx(1.5)
+
+
+def test_other_messages_are_ignored_and_end_of_stream_is_kept():
+    transcript = Transcript()
+    transcript.add(Heartbeat(process="translate", cpu_s=1.0, rss_bytes=1), ORIGIN_S)
+    assert transcript.sentences == [] and not transcript.ended
+    transcript.add(EndOfStream(seq=0, stream_s=3.0), ORIGIN_S)
+    assert transcript.ended
+
+
+def test_columns_show_source_translation_progress_and_status():
+    view = LiveView(STATUS)
+    feed_sentence(view, 0, "Hello there.", "Bonjour.")
+    feed_sentence(view, 1, "How are", "Comment", done=False)
+
+    text = render(view)
+    assert "Source (English)" in text and "Translation (French)" in text
+    assert "Hello there." in text and "Bonjour." in text
+    assert "How are …" in text and "Comment …" in text
+    assert "Bonjour. …" not in text
+    status = text.strip().splitlines()[-1]
+    for part in ("listening", "en → fr", "whisper base", "llm qwen", "wait-k 3", "words 4 → 2"):
+        assert part in status
+    assert "lag src 1.0 s, tgt 1.5 s" in status
+
+
+def test_untranslated_sentence_shows_a_cursor_for_its_translation():
+    view = LiveView(STATUS)
+    view.add(source(0, "Hi.", 0.5, last=True), ORIGIN_S + 1)
+    row = next(line for line in render(view).splitlines() if "Hi." in line)
+    assert row.split("│")[1].strip() == "…"
+
+
+def test_only_the_last_rows_that_fit_are_shown_newest_at_the_bottom():
+    view = LiveView(STATUS)
+    for i in range(60):
+        feed_sentence(view, i, f"source{i}.", f"cible{i}.")
+    feed_sentence(view, 60, "and then", "et", done=False)
+
+    lines = render(view, height=20).splitlines()
+    assert len(lines) == 20
+    # Header and its rule, 17 rows, the status line.
+    assert "Source (English)" in lines[0]
+    assert "and then …" in lines[-2] and "et …" in lines[-2]
+    assert "source59." in lines[-3] and "cible59." in lines[-3]
+    assert "source44." in lines[2]
+    assert not any("source43." in line for line in lines)
+
+
+def test_a_row_taller_than_the_console_keeps_its_end():
+    view = LiveView(STATUS)
+    feed_sentence(view, 0, "word " * 400 + "last", "mot", done=False)
+    lines = render(view, height=10).splitlines()
+    assert len(lines) == 10
+    assert "last …" in lines[-2]
+
+
+def test_state_and_missing_status_keys():
+    view = LiveView()
+    view.state = "draining…"
+    text = render(view)
+    assert "Source" in text and "Translation" in text and "draining…" in text
+    view.add(EndOfStream(seq=0, stream_s=0.0), ORIGIN_S)
+    assert render(view).strip().splitlines()[-1].startswith("done")
+
+
+def test_room_layout_shows_the_translation_only():
+    view = LiveView(STATUS, layout="room")
+    feed_sentence(view, 0, "Hello there.", "Bonjour.")
+    feed_sentence(view, 1, "How are", "Comment", done=False)
+    text = render(view)
+    assert "Bonjour." in text and "Comment …" in text
+    assert "Hello" not in text and "listening" not in text
+
+
+def test_unknown_layout_is_refused():
+    with pytest.raises(ValueError, match="layout"):
+        LiveView(layout="big")
+
+
+def test_plain_printer_lines():
+    out = io.StringIO()
+    printer = PlainPrinter(out)
+    printer.add(source(2, "Hello", 1.5))
+    printer.add(target(2, "Bonjour", 1.5, read=3), ORIGIN_S)
+    printer.add(sentence_end(2, "Hello\tthere.", "Bonjour\tà tous."))
+    printer.add(EndOfStream(seq=0, stream_s=0.0))
+    assert out.getvalue() == (
+        "source\t2\t1.25\t1.50\tHello\ntarget\t2\t3\tBonjour\nsentence\t2\tBonjour à tous.\n"
+    )
