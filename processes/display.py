@@ -1,1 +1,105 @@
-"""The display process (built in the runtime issue)."""
+"""The display process: source and target words -> the screen and the session files.
+
+It subscribes to the transcriber's words and the translator's words, records
+every event in the session folder as it arrives (the texts and subtitles are
+rewritten after each batch, so a crash anywhere loses nothing shown), and
+shows them live on a terminal or as plain lines otherwise. It ends when both
+publishers have sent end of stream, or when the supervisor stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+import time
+from pathlib import Path
+
+import zmq
+
+from juno import bus, stage
+from juno.config import Config, to_dict
+from juno.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
+from juno.session import SessionRecorder, new_session_folder
+from juno.view import LiveView, PlainPrinter
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 0.125
+
+
+def main(args: argparse.Namespace, cfg: Config) -> int:
+    return stage.run("display", args.control, lambda ctx, c: _display(ctx, c, args, cfg))
+
+
+def _sink(mode: str, status: dict, room: bool):
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    if mode == "live" or (mode == "auto" and console.is_terminal):
+        view = LiveView(status, layout="room" if room else "columns")
+        return view, Live(view, console=console, auto_refresh=False, vertical_overflow="crop")
+    return PlainPrinter(sys.stdout), contextlib.nullcontext()
+
+
+def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
+    channels = {"source": args.source, "target": args.target}
+    subs = {}
+    for name, endpoint in channels.items():
+        subs[name] = bus.socket(ctx, zmq.SUB, connect=endpoint)
+        subs[name].setsockopt(zmq.SUBSCRIBE, b"")
+    folder = (
+        Path(args.session) if args.session else new_session_folder(Path(cfg.display.sessions_dir))
+    )
+    status = {
+        "source_language": cfg.source_language,
+        "target_language": cfg.target_language,
+        "wait_k": cfg.translate.wait_k,
+        "whisper": args.whisper or Path(cfg.transcribe.model).name,
+        "llm": args.llm or Path(cfg.translate.model).name,
+    }
+    sink, live = _sink(cfg.display.mode, status, args.room)
+    poller = zmq.Poller()
+    for sock in subs.values():
+        poller.register(sock, zmq.POLLIN)
+    ended: set[str] = set()
+    with SessionRecorder(folder, {"config": to_dict(cfg), "status": status}) as recorder, live:
+        control.ready(session=str(folder))
+        log.info("session folder %s", folder)
+        control.wait_start()
+        while len(ended) < len(subs):
+            control.handle()
+            if control.stop_requested:
+                break
+            if control.drain_requested and isinstance(sink, LiveView):
+                sink.state = "draining…"
+            events = dict(poller.poll(int(1000 * REFRESH_S)))
+            got = False
+            for name, sock in subs.items():
+                while sock in events and sock.poll(0):
+                    msg = bus.receive(sock, name)
+                    if _show(msg, recorder, sink):
+                        got = True
+                    if isinstance(msg, EndOfStream):
+                        ended.add(name)
+                        break
+            if got:
+                recorder.write_texts()
+            if hasattr(live, "refresh"):
+                live.refresh()
+    log.info("session written to %s", folder)
+    if len(ended) == len(subs):
+        control.done()
+
+
+def _show(msg: Message | None, recorder: SessionRecorder, sink) -> bool:
+    if isinstance(msg, SourceWord | TargetWord | SentenceEnd | EndOfStream):
+        now = time.time()
+        recorder.record(msg, now)
+        sink.add(msg, now)
+        return True
+    if msg is not None:
+        log.warning("ignored %s", type(msg).__name__)
+    return False

@@ -1,1 +1,94 @@
-"""The transcribe process (built in the runtime issue)."""
+"""The transcribe process: AudioChunk -> committed SourceWord (to translate and to displays).
+
+Audio that arrives while a step runs is taken all at once before the next
+step, so a slow machine falls behind by steps, not by a growing queue of
+tiny ones. At end of stream it flushes the transcriber and passes the end on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+
+import zmq
+
+from juno import bus, stage
+from juno.config import Config
+from juno.errors import JunoError
+from juno.messages import AudioChunk, EndOfStream, SourceWord
+from juno.transcriber.words import Word
+
+log = logging.getLogger(__name__)
+
+
+def main(args: argparse.Namespace, cfg: Config) -> int:
+    return stage.run("transcribe", args.control, lambda ctx, c: _transcribe(ctx, c, args, cfg))
+
+
+class _Emitter:
+    """Numbers sentences and sends each committed word downstream."""
+
+    def __init__(self, words: zmq.Socket, source: zmq.Socket) -> None:
+        self.words, self.source = words, source
+        self.seq = 0
+        self.sentence = 0
+        self.origin_wall_s = 0.0
+        self.last: Word | None = None
+
+    def emit(self, committed: list[Word], final: bool = False) -> None:
+        for i, word in enumerate(committed):
+            # The stream's last word closes its sentence.
+            end = word.sentence_end or (final and i == len(committed) - 1)
+            msg = SourceWord(
+                self.seq, word.end_s, self.origin_wall_s, word.text, word.start_s, word.end_s,
+                word.probability, end, self.sentence, time.time(),
+            )  # fmt: skip
+            bus.send(self.words, msg)
+            bus.send(self.source, msg)
+            self.seq += 1
+            self.sentence += end
+
+
+def _transcribe(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
+    from juno.models.loading import load_whisper
+    from juno.transcriber.build import make_transcriber
+
+    model, path = load_whisper(cfg.transcribe.model, cfg)
+    stepper = make_transcriber(model, cfg)
+    stepper.window.warm_up()
+    audio = bus.socket(ctx, zmq.PULL, bind=args.audio)
+    out = _Emitter(
+        bus.socket(ctx, zmq.PUSH, connect=args.words), bus.socket(ctx, zmq.XPUB, bind=args.source)
+    )
+    bus.wait_subscribers(out.source, args.subscribers, 60, "source words")
+    control.ready(whisper=path.name)
+    control.wait_start()
+    poller = zmq.Poller()
+    poller.register(audio, zmq.POLLIN)
+    end: EndOfStream | None = None
+    while end is None:
+        control.handle()
+        if control.stop_requested:
+            return
+        if not poller.poll(200):
+            continue
+        while audio.poll(0) and end is None:  # take everything that has arrived
+            msg = bus.receive(audio, "audio")
+            if isinstance(msg, AudioChunk):
+                out.origin_wall_s = msg.origin_wall_s
+                try:
+                    stepper.insert_audio(msg.samples, msg.stream_s, msg.sample_rate_hz)
+                except JunoError as e:
+                    log.warning("dropped audio chunk %d: %s", msg.seq, e)
+            elif isinstance(msg, EndOfStream):
+                end = msg
+            elif msg is not None:
+                log.warning("ignored %s on audio", type(msg).__name__)
+        out.emit(stepper.process(stepper.received_s))
+    out.emit(stepper.finish(), final=True)
+    eos = EndOfStream(out.seq, end.stream_s, end.reason)
+    bus.send(out.words, eos)
+    bus.send(out.source, eos)
+    log.info("transcribed %.1f s: %d words in %d steps", end.stream_s, out.seq, stepper.steps)
+    control.done()

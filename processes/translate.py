@@ -1,1 +1,134 @@
-"""The translate process (built in the runtime issue)."""
+"""The translate process: SourceWord -> TargetWord and SentenceEnd, published to displays.
+
+Words are fed to the streaming translator as they arrive, also between two
+decoded tokens, so the wait-k policy always sees every word already spoken.
+Sentences follow one another; end of stream finishes the last one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import zmq
+
+from juno import bus, stage
+from juno.config import Config
+from juno.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
+
+log = logging.getLogger(__name__)
+
+
+def main(args: argparse.Namespace, cfg: Config) -> int:
+    return stage.run("translate", args.control, lambda ctx, c: _translate(ctx, c, args, cfg))
+
+
+@dataclass
+class _Sentence:
+    index: int
+    source: list[SourceWord] = field(default_factory=list)
+    target: list[str] = field(default_factory=list)
+    ended: bool = False
+
+
+class _Link:
+    """The translator between its sockets: feeds source words, sends what it writes."""
+
+    def __init__(self, translator, words: zmq.Socket, target: zmq.Socket) -> None:
+        self.translator = translator
+        self.words, self.target = words, target
+        self.queue: deque[_Sentence] = deque()  # sentences fed, not yet translated
+        self.seq = 0
+        self.origin_wall_s = 0.0
+        self.end: EndOfStream | None = None
+        self.translated = 0  # sentences finished
+
+    def take_input(self) -> None:
+        """Feed every source word that has arrived (non-blocking)."""
+        while self.end is None and self.words.poll(0):
+            msg = bus.receive(self.words, "words")
+            if isinstance(msg, SourceWord):
+                self._feed(msg)
+            elif isinstance(msg, EndOfStream):
+                self.end = msg
+                self.translator.end_sentence()
+            elif msg is not None:
+                log.warning("ignored %s on words", type(msg).__name__)
+
+    def _feed(self, word: SourceWord) -> None:
+        if not self.queue or self.queue[-1].ended:
+            self.queue.append(_Sentence(word.sentence))
+        self.origin_wall_s = word.origin_wall_s
+        self.queue[-1].source.append(word)
+        self.translator.feed(word.text)
+        if word.sentence_end:
+            self.queue[-1].ended = True
+            self.translator.end_sentence()
+
+    def translate(self, control: stage.Control) -> None:
+        """Write what the policy allows, taking new words between tokens."""
+        for event in self.translator.events():
+            sentence = self.queue[0]
+            if event.word is not None:
+                read = sentence.source[max(0, event.word.delay - 1)]
+                sentence.target.append(event.word.text)
+                self._send(
+                    TargetWord(
+                        self.seq,
+                        read.end_s,
+                        self.origin_wall_s,
+                        event.word.text,
+                        sentence.index,
+                        event.word.delay,
+                        time.time(),
+                    )  # fmt: skip
+                )
+            if event.sentence_done:
+                last = sentence.source[-1]
+                self._send(
+                    SentenceEnd(
+                        self.seq,
+                        last.end_s,
+                        self.origin_wall_s,
+                        sentence.index,
+                        " ".join(w.text for w in sentence.source),
+                        " ".join(sentence.target),
+                    )  # fmt: skip
+                )
+                self.queue.popleft()
+                self.translated += 1
+            control.handle()
+            if control.stop_requested:
+                return
+            self.take_input()
+
+    def _send(self, msg) -> None:
+        bus.send(self.target, msg)
+        self.seq += 1
+
+
+def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
+    from juno.models.loading import load_llm
+    from juno.simul.build import make_translator
+
+    model, tokenizer, path = load_llm(cfg.translate.model, cfg)
+    translator = make_translator(model, tokenizer, cfg)
+    words = bus.socket(ctx, zmq.PULL, bind=args.words)
+    link = _Link(translator, words, bus.socket(ctx, zmq.XPUB, bind=args.target))
+    bus.wait_subscribers(link.target, args.subscribers, 60, "translations")
+    control.ready(llm=path.name, wait_k=translator.policy.k)
+    control.wait_start()
+    while link.end is None or translator.pending_words:
+        control.handle()
+        if control.stop_requested:
+            return
+        if link.end is None and not words.poll(200):
+            continue
+        link.take_input()
+        link.translate(control)
+    bus.send(link.target, EndOfStream(link.seq, link.end.stream_s, link.end.reason))
+    log.info("translated %d sentences", link.translated)
+    control.done()

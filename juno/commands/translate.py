@@ -66,32 +66,24 @@ def _read_lines(path: Path | None) -> Iterator[str]:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    from mlx_lm.sample_utils import make_logits_processors, make_sampler
-
     from juno.models.loading import load_llm
-    from juno.simul.engine import StreamingTranslator, parse_phi
+    from juno.simul.build import make_translator
+    from juno.simul.engine import parse_phi
 
     tc = cfg.translate
     if args.words_per_second < 0:
         raise JunoError("--words-per-second must not be negative")
-    phi = parse_phi(args.phi if args.phi is not None else tc.phi)
-    source = language_name(args.source or cfg.source_language)
-    target = language_name(args.target or cfg.target_language)
+    overrides = {}
+    if args.phi is not None:
+        overrides["phi"] = parse_phi(args.phi)
+    if args.wait_k is not None:
+        overrides["wait_k"] = args.wait_k
+    if args.source:
+        overrides["source_language"] = language_name(args.source)
+    if args.target:
+        overrides["target_language"] = language_name(args.target)
     model, tokenizer, _ = load_llm(args.model or tc.model, cfg)
-    translator = StreamingTranslator(
-        model,
-        tokenizer,
-        source_language=source,
-        target_language=target,
-        wait_k=args.wait_k if args.wait_k is not None else tc.wait_k,
-        phi=phi,
-        max_tokens_per_word=tc.max_tokens_per_word,
-        system_prompt=tc.system_prompt,
-        sampler=make_sampler(temp=tc.temp, top_p=tc.top_p),
-        logits_processors=make_logits_processors(
-            repetition_penalty=tc.repetition_penalty if tc.repetition_penalty != 1.0 else None
-        ),
-    )
+    translator = make_translator(model, tokenizer, cfg, **overrides)
     out = _Printer(args.show_delays)
     pace = 1.0 / args.words_per_second if args.words_per_second else 0.0
     next_at = time.monotonic()

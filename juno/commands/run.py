@@ -1,0 +1,137 @@
+"""``juno run``: live translation of the microphone, or replay of a recorded file.
+
+Starts the four stages (capture, transcribe, translate, display) and watches
+them (see juno.supervisor). Ctrl-C stops listening and lets the pipeline
+finish what was said; a second Ctrl-C stops at once. A replayed file ends by
+itself once fully translated. Every session leaves a folder with the event
+log, the transcript, the translation, subtitles and a latency report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from juno.config import Config, to_dict
+from juno.errors import JunoError
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=Path, help="replay this audio file instead of the microphone")
+    p.add_argument(
+        "--fast", action="store_true", help="replay as fast as the pipeline takes it, not as spoken"
+    )
+    p.add_argument("--device", help="microphone name (part of it) or index; see `juno devices`")
+    p.add_argument("--source", help="spoken language code (default: source_language)")
+    p.add_argument("--target", help="translation language code (default: target_language)")
+    p.add_argument("--wait-k", type=int, help="source words read before writing (translate.wait_k)")
+    p.add_argument("--room", action="store_true", help="large translation-only view for a room")
+    p.add_argument("--session", type=Path, help="session folder (default: a new one in sessions/)")
+
+
+def _with_flags(cfg: Config, args: argparse.Namespace) -> Config:
+    from juno.languages import language_name
+
+    for code in (args.source, args.target):
+        if code:
+            language_name(code)  # an unknown code is an error now, not in a stage
+    return dataclasses.replace(
+        cfg,
+        source_language=args.source or cfg.source_language,
+        target_language=args.target or cfg.target_language,
+        capture=dataclasses.replace(
+            cfg.capture,
+            device=args.device if args.device is not None else cfg.capture.device,
+            file_pace="fast" if args.fast else cfg.capture.file_pace,
+        ),
+        translate=dataclasses.replace(
+            cfg.translate, wait_k=args.wait_k if args.wait_k is not None else cfg.translate.wait_k
+        ),
+    )
+
+
+def _resolved(cfg: Config) -> Config:
+    """The config with both models resolved to folders (downloads happen here, once)."""
+    from juno.models.resolve import resolve
+
+    whisper = resolve(cfg.transcribe.model, "whisper", cfg.models)
+    llm = resolve(cfg.translate.model, "llm", cfg.models)
+    return dataclasses.replace(
+        cfg,
+        transcribe=dataclasses.replace(cfg.transcribe, model=str(whisper)),
+        translate=dataclasses.replace(cfg.translate, model=str(llm)),
+    )
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    from juno import bus, latency
+    from juno.audio import check_audio_file
+    from juno.session import new_session_folder
+    from juno.supervisor import Supervisor
+
+    cfg = _with_flags(cfg, args)
+    if cfg.translate.wait_k < 1:
+        raise JunoError(f"wait-k needs k >= 1, got {cfg.translate.wait_k}")
+    if args.input:
+        check_audio_file(args.input)
+    cfg = _resolved(cfg)
+    session = args.session or new_session_folder(Path(cfg.display.sessions_dir))
+    session.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="juno-"))
+    config_path = run_dir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    if cfg.bus.port:
+        endpoints = bus.Endpoints.tcp(cfg.bus.host, cfg.bus.port)
+    else:
+        endpoints = bus.Endpoints.ipc(run_dir)
+    capture = ["--input", str(args.input), "--pace", cfg.capture.file_pace] if args.input else []
+    display = ["--session", str(session), "--whisper", Path(cfg.transcribe.model).name]
+    display += ["--llm", Path(cfg.translate.model).name] + (["--room"] if args.room else [])
+    supervisor = Supervisor(
+        endpoints,
+        config_path,
+        session,
+        {
+            "capture": capture,
+            "transcribe": ["--subscribers", "1"],
+            "translate": ["--subscribers", "1"],
+            "display": display,
+        },
+    )
+    previous = _trap_signals(supervisor)
+    try:
+        supervisor.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _report(session, supervisor.heartbeats, latency)
+        for path in run_dir.iterdir():
+            path.unlink()
+        run_dir.rmdir()
+    return 0
+
+
+def _trap_signals(supervisor) -> dict:
+    """Ctrl-C (or SIGTERM) drains; a second one stops at once."""
+
+    def handler(signum, frame) -> None:
+        supervisor.interrupts += 1
+
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _report(session: Path, heartbeats: dict, latency) -> None:
+    events_path = session / "events.jsonl"
+    if not events_path.exists():
+        return
+    rep = latency.report(latency.load_events(events_path), heartbeats)
+    (session / "latency.json").write_text(json.dumps(rep, indent=2) + "\n")
+    print(latency.format_report(rep), file=sys.stderr)
+    print(f"session files: {session}", file=sys.stderr)

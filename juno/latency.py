@@ -1,0 +1,176 @@
+"""The latency report of a session, from its recorded events (``events.jsonl``).
+
+Times are wall-clock seconds; a source word's audio end happened at
+``origin_wall_s + end_s``.
+
+- source lag of a source word: ``shown_wall_s - (origin_wall_s + end_s)``, how
+  long after the speaker finished the word it appeared on screen.
+- translation lag of a source word, the i-th (from 1) of its sentence: the
+  shown time of the first target word of that sentence written after reading
+  it (``source_words_read >= i``), minus ``origin_wall_s + end_s``. When no such
+  target word exists (the translation ended on fewer reads, or the sentence's
+  last words were only read at its end), the sentence's SentenceEnd shown time
+  is used; without a SentenceEnd the word has no translation lag. Words with
+  empty text are not counted in i, as the translator skips them.
+
+Per process, from heartbeats (dicts with ``process, cpu_s, rss_bytes,
+mlx_peak_bytes, wall_s``): CPU seconds between the first and last heartbeat,
+the mean CPU % over that span, peak RSS, RSS at the first heartbeat 60 s or more
+after the session start (the audio origin, else the process's first heartbeat)
+and at the last one: "memory flat after the first minute" compares those two.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+# The memory of a stage should be flat after warm-up; this is where warm-up ends.
+WARMUP_S = 60.0
+
+
+def load_events(path: Path) -> list[dict[str, Any]]:
+    """The events of an events.jsonl; a torn last line (a crash mid-write) is skipped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    events = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            if n == len(lines):
+                break
+            raise ValueError(f"{path}:{n}: not a JSON line") from None
+    return events
+
+
+def source_lags(events: list[dict[str, Any]]) -> list[float]:
+    """Source lag of each source word, in event order."""
+    return [
+        e["shown_wall_s"] - (e["origin_wall_s"] + e["end_s"])
+        for e in events
+        if e["type"] == "source_word"
+    ]
+
+
+def translation_lags(events: list[dict[str, Any]]) -> list[float]:
+    """Translation lag of each source word that has one, in event order."""
+    targets: dict[int, list[dict]] = defaultdict(list)
+    ends: dict[int, float] = {}
+    for e in events:
+        if e["type"] == "target_word":
+            targets[e["sentence"]].append(e)
+        elif e["type"] == "sentence_end":
+            ends.setdefault(e["sentence"], e["shown_wall_s"])
+    read: dict[int, int] = defaultdict(int)
+    lags = []
+    for e in events:
+        if e["type"] != "source_word" or not e["text"].strip():
+            continue
+        sentence = e["sentence"]
+        read[sentence] += 1
+        shown = [
+            t["shown_wall_s"] for t in targets[sentence] if t["source_words_read"] >= read[sentence]
+        ]
+        at = min(shown) if shown else ends.get(sentence)
+        if at is not None:
+            lags.append(at - (e["origin_wall_s"] + e["end_s"]))
+    return lags
+
+
+def _stats(values: list[float]) -> dict[str, Any]:
+    if not values:
+        return {"count": 0, "median_s": None, "p90_s": None}
+    a = np.asarray(values, dtype=float)
+    return {
+        "count": len(values),
+        "median_s": float(np.percentile(a, 50, method="linear")),
+        "p90_s": float(np.percentile(a, 90, method="linear")),
+    }
+
+
+def _process(beats: list[dict[str, Any]], start_wall_s: float | None) -> dict[str, Any]:
+    beats = sorted(beats, key=lambda b: b["wall_s"])
+    first, last = beats[0], beats[-1]
+    span_s = last["wall_s"] - first["wall_s"]
+    cpu_s = last["cpu_s"] - first["cpu_s"]
+    t0 = first["wall_s"] if start_wall_s is None else start_wall_s
+    after = next((b for b in beats if b["wall_s"] - t0 >= WARMUP_S), None)
+    return {
+        "heartbeats": len(beats),
+        "wall_s": span_s,
+        "cpu_s": cpu_s,
+        "cpu_percent": 100.0 * cpu_s / span_s if span_s > 0 else None,
+        "peak_rss_bytes": max(b["rss_bytes"] for b in beats),
+        "rss_after_warmup_bytes": after["rss_bytes"] if after else None,
+        "rss_end_bytes": last["rss_bytes"],
+        "mlx_peak_bytes": max(b.get("mlx_peak_bytes", 0) for b in beats),
+    }
+
+
+def report(
+    events: list[dict[str, Any]], heartbeats: dict[str, list[dict[str, Any]]] | None = None
+) -> dict[str, Any]:
+    """Counts, lag statistics (median, p90; seconds) and per-process resource use."""
+    origin = next((e["origin_wall_s"] for e in events if "origin_wall_s" in e), None)
+    return {
+        "source_words": sum(e["type"] == "source_word" for e in events),
+        "target_words": sum(e["type"] == "target_word" for e in events),
+        "sentences": sum(e["type"] == "sentence_end" for e in events),
+        "source_lag": _stats(source_lags(events)),
+        "translation_lag": _stats(translation_lags(events)),
+        "processes": {
+            name: _process(beats, origin)
+            for name, beats in sorted((heartbeats or {}).items())
+            if beats
+        },
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _mib(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def format_report(rep: dict[str, Any]) -> str:
+    """The report as a short text block (rich tables rendered to plain text)."""
+    lags = Table(title="Latency", title_justify="left")
+    for column in ("", "words", "median", "p90"):
+        lags.add_column(column, justify="left" if not column else "right")
+    for label, key in (("shown", "source_lag"), ("translated", "translation_lag")):
+        s = rep[key]
+        lags.add_row(label, str(s["count"]), _seconds(s["median_s"]), _seconds(s["p90_s"]))
+    console = Console(file=io.StringIO(), width=100, color_system=None)
+    console.print(lags)
+    console.print(
+        f"{rep['source_words']} source words, {rep['target_words']} target words, "
+        f"{rep['sentences']} sentences translated"
+    )
+    if rep["processes"]:
+        procs = Table(title="Processes", title_justify="left")
+        for column in ("", "CPU", "CPU %", "peak RSS", "RSS @60 s", "RSS end", "MLX peak"):
+            procs.add_column(column, justify="left" if not column else "right")
+        for name, p in rep["processes"].items():
+            cpu_percent = "-" if p["cpu_percent"] is None else f"{p['cpu_percent']:.0f}"
+            procs.add_row(
+                name,
+                _seconds(p["cpu_s"]),
+                cpu_percent,
+                _mib(p["peak_rss_bytes"]),
+                _mib(p["rss_after_warmup_bytes"]),
+                _mib(p["rss_end_bytes"]),
+                _mib(p["mlx_peak_bytes"]) if p["mlx_peak_bytes"] else "-",
+            )
+        console.print(procs)
+    return console.file.getvalue()

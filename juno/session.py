@@ -1,0 +1,370 @@
+"""The session folder a display writes while a session runs.
+
+- ``session.json``: the caller's meta (config, models) plus start time; rewritten
+  at close with the end time.
+- ``events.jsonl``: one JSON line per shown message (``type``, ``shown_wall_s``
+  and the message's fields), flushed at once so a crash loses nothing shown.
+- ``transcript.txt`` / ``translation.txt``: one sentence per line, line i of one
+  pairing with line i of the other (a side with no text yet is an empty line).
+- ``transcript.srt|vtt`` / ``translation.srt|vtt``: one cue per sentence (several
+  for a long one); a translation cue spans its source sentence's audio.
+
+The texts are rewritten whole (each file atomically) by :meth:`write_texts`;
+sentences still in progress are included with what they have so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from juno.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
+
+# Subtitle convention (Netflix, BBC): about 42 characters a line, two lines a cue.
+MAX_LINE_CHARS = 42
+MAX_CUE_LINES = 2
+# Shortest cue: a flash of text shorter than this cannot be read.
+MIN_CUE_MS = 500
+
+_RECORDED = (SourceWord, TargetWord, SentenceEnd, EndOfStream)
+TEXT_FILES = (
+    "transcript.txt",
+    "translation.txt",
+    "transcript.srt",
+    "transcript.vtt",
+    "translation.srt",
+    "translation.vtt",
+)
+
+
+@dataclass(frozen=True)
+class Cue:
+    """One subtitle: its audio span and its (one or two) lines."""
+
+    start_s: float
+    end_s: float
+    lines: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """A sentence's texts and cues, (source, target) each."""
+
+    texts: tuple[str, str]
+    cues: tuple[list[Cue], list[Cue]]
+
+
+@dataclass(frozen=True)
+class _Block:
+    """A sentence's cues of one side, rendered for their place in the files."""
+
+    # What the rendering depends on besides the sentence: the end of the cue
+    # before (ms), the start of the cue after (ms, None for the last), its SRT number.
+    key: tuple[int, int | None, int]
+    srt: str
+    vtt: str
+    end_ms: int
+
+
+@dataclass
+class _Sentence:
+    """What has been shown of one sentence; it grows word by word, so not frozen."""
+
+    # (text, start_s, end_s) of each source word, in the order shown.
+    source: list[tuple[str, float, float]] = field(default_factory=list)
+    target: list[str] = field(default_factory=list)
+    # Set when the translation is complete; its texts are the whole sentence.
+    end: SentenceEnd | None = None
+    # Caches dropped on every change, so a rewrite of the files lays out and
+    # renders only what changed (in practice the last sentence or two).
+    cached: _Layout | None = None
+    blocks: list[_Block | None] = field(default_factory=lambda: [None, None])
+
+    def changed(self) -> None:
+        self.cached = None
+        self.blocks = [None, None]
+
+    def layout(self) -> _Layout:
+        if self.cached is None:
+            if self.source:
+                source_text = " ".join(w for w, _, _ in self.source)
+            else:
+                source_text = self.end.source.strip() if self.end else ""
+            # SentenceEnd's target is the translator's own whole text (spacing included).
+            target_text = self.end.target.strip() if self.end else " ".join(self.target)
+            # A translation is timed by its source: without source words it has no cue.
+            target_cues = []
+            if self.source:
+                span = (self.source[0][1], self.source[-1][2])
+                target_cues = target_cues_of(target_text.split(), *span)
+            self.cached = _Layout(
+                (source_text, target_text), (source_cues_of(self.source), target_cues)
+            )
+        return self.cached
+
+
+class SessionRecorder:
+    """Records what a display shows into ``folder`` (see the module docstring)."""
+
+    def __init__(
+        self, folder: Path, meta: dict[str, Any], clock: Callable[[], float] = time.time
+    ) -> None:
+        """Create ``folder`` (it may exist, but must hold no ``events.jsonl``).
+
+        ``meta`` is anything JSON-able (non-JSON values are written with ``str``);
+        the recorder adds ``start_wall_s``/``started_at`` and, at close,
+        ``end_wall_s``/``ended_at``/``duration_s``.
+        """
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._clock = clock
+        self._meta = dict(meta)
+        self._start_wall_s = clock()
+        self._sentences: dict[int, _Sentence] = {}
+        # Last text written per file: an unchanged file is not rewritten.
+        self._written: dict[str, str] = {}
+        self._closed = False
+        self._write_session(end_wall_s=None)
+        # "x": never append to (or truncate) an earlier session's events.
+        self._events = open(self.folder / "events.jsonl", "x", encoding="utf-8")
+
+    def __enter__(self) -> SessionRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def record(self, msg: Message, shown_wall_s: float) -> None:
+        """Append ``msg`` (shown at ``shown_wall_s``) to events.jsonl and the sentences.
+
+        Only SourceWord, TargetWord, SentenceEnd and EndOfStream are recorded;
+        other messages are ignored.
+        """
+        if not isinstance(msg, _RECORDED):
+            return
+        if self._closed:
+            raise ValueError("record() on a closed session")
+        fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+        line = {"type": msg.TAG, "shown_wall_s": shown_wall_s, **fields}
+        self._events.write(json.dumps(line, ensure_ascii=False) + "\n")
+        # Flushed to the OS, so a crash of this process later keeps the line.
+        self._events.flush()
+        if isinstance(msg, EndOfStream):
+            return
+        sentence = self._sentences.setdefault(msg.sentence, _Sentence())
+        sentence.changed()
+        if isinstance(msg, SentenceEnd):
+            sentence.end = msg
+        elif text := msg.text.strip():
+            if isinstance(msg, SourceWord):
+                sentence.source.append((text, msg.start_s, msg.end_s))
+            else:
+                sentence.target.append(text)
+
+    def texts(self) -> dict[str, str]:
+        """The text files' contents, by file name."""
+        sentences = [self._sentences[i] for i in sorted(self._sentences)]
+        pairs = [t for s in sentences if any(t := s.layout().texts)]
+        files = {
+            "transcript.txt": "".join(src + "\n" for src, _ in pairs),
+            "translation.txt": "".join(tgt + "\n" for _, tgt in pairs),
+        }
+        for side, name in enumerate(("transcript", "translation")):
+            files[f"{name}.srt"], files[f"{name}.vtt"] = _render(sentences, side)
+        return files
+
+    def write_texts(self) -> None:
+        """(Re)write the transcript and translation files; unchanged ones are skipped."""
+        for name, text in self.texts().items():
+            if self._written.get(name) != text:
+                write_atomic(self.folder / name, text)
+                self._written[name] = text
+
+    def close(self) -> None:
+        """Write the texts, close events.jsonl, stamp the end time. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.write_texts()
+        finally:
+            self._events.close()
+            self._write_session(end_wall_s=self._clock())
+
+    def _write_session(self, end_wall_s: float | None) -> None:
+        info = {**self._meta, **_stamps("start", self._start_wall_s)}
+        if end_wall_s is not None:
+            info.update(_stamps("end", end_wall_s))
+            info["duration_s"] = round(end_wall_s - self._start_wall_s, 3)
+        text = json.dumps(info, indent=2, ensure_ascii=False, default=str) + "\n"
+        write_atomic(self.folder / "session.json", text)
+
+
+def _stamps(which: str, wall_s: float) -> dict[str, Any]:
+    local = datetime.fromtimestamp(wall_s).astimezone()
+    return {f"{which}_wall_s": wall_s, f"{which}ed_at": local.isoformat(timespec="seconds")}
+
+
+def new_session_folder(base: Path, now: datetime | None = None) -> Path:
+    """Create and return ``base/YYYYmmdd-HHMMSS`` (``-2``, ``-3``... if taken)."""
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    base.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        folder = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            # mkdir is the reservation: two displays starting in the same second get two folders.
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in its folder, so readers see old or new."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _groups(tokens: list[str]) -> list[tuple[int, int]]:
+    """Token ranges [i, j), each fitting in MAX_CUE_LINES lines of MAX_LINE_CHARS (greedy)."""
+    groups, first, lines, width = [], 0, 0, 0
+    for i, token in enumerate(tokens):
+        if lines and width + 1 + len(token) <= MAX_LINE_CHARS:
+            width += 1 + len(token)
+            continue
+        if lines == MAX_CUE_LINES:
+            groups.append((first, i))
+            first, lines = i, 0
+        lines, width = lines + 1, len(token)
+    if tokens:
+        groups.append((first, len(tokens)))
+    return groups
+
+
+def _lines(tokens: list[str]) -> tuple[str, ...]:
+    """One line, or two balanced ones (the split with the shorter longer line)."""
+    text = " ".join(tokens)
+    if len(text) <= MAX_LINE_CHARS or len(tokens) < 2:
+        return (text,)
+    k = min(
+        range(1, len(tokens)),
+        key=lambda k: max(len(" ".join(tokens[:k])), len(" ".join(tokens[k:]))),
+    )
+    return (" ".join(tokens[:k]), " ".join(tokens[k:]))
+
+
+def source_cues_of(words: list[tuple[str, float, float]]) -> list[Cue]:
+    """Cues of a source sentence, each spanning its own words' audio."""
+    tokens = [w for w, _, _ in words]
+    return [Cue(words[i][1], words[j - 1][2], _lines(tokens[i:j])) for i, j in _groups(tokens)]
+
+
+def target_cues_of(tokens: list[str], start_s: float, end_s: float) -> list[Cue]:
+    """Cues of a translation over [start_s, end_s], divided by characters."""
+    # A word wider than a line (unspaced scripts: one "word" per phrase) is cut.
+    tokens = [t[k : k + MAX_LINE_CHARS] for t in tokens for k in range(0, len(t), MAX_LINE_CHARS)]
+    total = sum(len(t) for t in tokens)
+    cues, done = [], 0
+    for i, j in _groups(tokens):
+        chars = sum(len(t) for t in tokens[i:j])
+        a = start_s + (end_s - start_s) * done / total
+        b = start_s + (end_s - start_s) * (done + chars) / total
+        cues.append(Cue(a, b, _lines(tokens[i:j])))
+        done += chars
+    return cues
+
+
+# A cue ready to write: start and end in whole milliseconds, its lines.
+Timed = tuple[int, int, tuple[str, ...]]
+
+
+def fit(cues: list[Cue], after_ms: int = 0, next_start_ms: int | None = None) -> list[Timed]:
+    """Cue times in ms, in order, each at least MIN_CUE_MS unless the next cue starts
+    sooner, never overlapping it, and always ending after it starts.
+
+    ``after_ms`` is the end of the cue before these, ``next_start_ms`` the start
+    of the one after them (None: none).
+    """
+    out: list[Timed] = []
+    for n, cue in enumerate(cues):
+        start = max(round(cue.start_s * 1000), out[-1][1] if out else after_ms)
+        end = max(round(cue.end_s * 1000), start + MIN_CUE_MS)
+        next_ms = round(cues[n + 1].start_s * 1000) if n + 1 < len(cues) else next_start_ms
+        if next_ms is not None and next_ms > start:
+            end = min(end, next_ms)
+        out.append((start, end, cue.lines))
+    return out
+
+
+def _render(sentences: list[_Sentence], side: int) -> tuple[str, str]:
+    """SRT and VTT of one side of ``sentences``, reusing each sentence's block
+    while its cues and its neighbours' times stay the same."""
+    items = [(s, cues) for s in sentences if (cues := s.layout().cues[side])]
+    srt, vtt = [], []
+    end_ms, number = 0, 1
+    for n, (sentence, cues) in enumerate(items):
+        next_ms = round(items[n + 1][1][0].start_s * 1000) if n + 1 < len(items) else None
+        key = (end_ms, next_ms, number)
+        block = sentence.blocks[side]
+        if block is None or block.key != key:
+            timed = fit(cues, end_ms, next_ms)
+            block = _Block(key, srt_cues(timed, number), vtt_cues(timed), timed[-1][1])
+            sentence.blocks[side] = block
+        srt.append(block.srt)
+        vtt.append(block.vtt)
+        end_ms, number = block.end_ms, number + len(cues)
+    return "".join(srt), "WEBVTT\n\n" + "".join(vtt)
+
+
+def _timestamp(ms: int, sep: str) -> str:
+    s, ms = divmod(ms, 1000)
+    m, s = divmod(s, 60)
+    h, m = divmod(m, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def srt_cues(cues: list[Timed], first: int = 1) -> str:
+    """SubRip cues numbered from ``first``, ``HH:MM:SS,mmm`` times."""
+    return "".join(
+        f"{n}\n{_timestamp(a, ',')} --> {_timestamp(b, ',')}\n" + "\n".join(lines) + "\n\n"
+        for n, (a, b, lines) in enumerate(cues, start=first)
+    )
+
+
+def _vtt_escape(line: str) -> str:
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def vtt_cues(cues: list[Timed]) -> str:
+    """WebVTT cues (no header): ``HH:MM:SS.mmm`` times, ``&<>`` escaped."""
+    return "".join(
+        f"{_timestamp(a, '.')} --> {_timestamp(b, '.')}\n"
+        + "\n".join(_vtt_escape(line) for line in lines)
+        + "\n\n"
+        for a, b, lines in cues
+    )
+
+
+def to_srt(cues: list[Cue]) -> str:
+    """A whole SubRip file of ``cues``."""
+    return srt_cues(fit(cues))
+
+
+def to_vtt(cues: list[Cue]) -> str:
+    """A whole WebVTT file of ``cues``."""
+    return "WEBVTT\n\n" + vtt_cues(fit(cues))

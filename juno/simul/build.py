@@ -1,0 +1,34 @@
+"""Build a streaming translator from the config (sampling through mlx-lm)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from juno.config import Config
+from juno.languages import language_name
+from juno.simul.engine import StreamingTranslator, parse_phi
+
+
+def make_translator(
+    model: Any, tokenizer: Any, cfg: Config, **overrides: Any
+) -> StreamingTranslator:
+    """A translator for the config's languages and translate section.
+
+    ``overrides`` replace constructor arguments (wait_k, phi, languages...).
+    """
+    from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
+    tc = cfg.translate
+    penalty = tc.repetition_penalty if tc.repetition_penalty != 1.0 else None
+    kwargs: dict[str, Any] = {
+        "source_language": language_name(cfg.source_language),
+        "target_language": language_name(cfg.target_language),
+        "wait_k": tc.wait_k,
+        "phi": parse_phi(tc.phi),
+        "max_tokens_per_word": tc.max_tokens_per_word,
+        "system_prompt": tc.system_prompt,
+        "sampler": make_sampler(temp=tc.temp, top_p=tc.top_p),
+        "logits_processors": make_logits_processors(repetition_penalty=penalty),
+    }
+    kwargs.update(overrides)
+    return StreamingTranslator(model, tokenizer, **kwargs)
