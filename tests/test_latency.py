@@ -1,0 +1,175 @@
+"""The latency report against hand-computed numbers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from juno.latency import format_report, load_events, report, source_lags, translation_lags
+
+ORIGIN = 1000.0
+
+
+def src(sentence: int, end: float, shown: float, text: str = "w") -> dict:
+    return {
+        "type": "source_word",
+        "shown_wall_s": ORIGIN + shown,
+        "origin_wall_s": ORIGIN,
+        "sentence": sentence,
+        "text": text,
+        "start_s": end - 0.3,
+        "end_s": end,
+    }
+
+
+def tgt(sentence: int, read: int, shown: float) -> dict:
+    return {
+        "type": "target_word",
+        "shown_wall_s": ORIGIN + shown,
+        "origin_wall_s": ORIGIN,
+        "sentence": sentence,
+        "text": "m",
+        "source_words_read": read,
+    }
+
+
+def end(sentence: int, shown: float) -> dict:
+    return {
+        "type": "sentence_end",
+        "shown_wall_s": ORIGIN + shown,
+        "origin_wall_s": ORIGIN,
+        "sentence": sentence,
+    }
+
+
+def test_source_lag_is_shown_minus_audio_end():
+    events = [src(0, 1.0, 1.5), src(0, 2.0, 3.0)]
+    assert source_lags(events) == pytest.approx([0.5, 1.0])
+    rep = report(events)
+    assert rep["source_lag"] == {
+        "count": 2,
+        "median_s": pytest.approx(0.75),
+        "p90_s": pytest.approx(0.95),
+    }
+
+
+def test_translation_lag_takes_the_first_target_word_after_reading():
+    events = [
+        src(0, 1.0, 1.2),
+        src(0, 2.0, 2.2),
+        src(0, 3.0, 3.2),
+        # Wait-2: nothing is written before the 2nd word is read.
+        tgt(0, 2, 2.5),
+        tgt(0, 2, 2.7),
+        tgt(0, 3, 3.6),
+        end(0, 4.0),
+    ]
+    # Word 1 and 2 -> first word with read >= 2 (2.5); word 3 -> read 3 at 3.6.
+    assert translation_lags(events) == pytest.approx([1.5, 0.5, 0.6])
+
+
+def test_translation_lag_falls_back_to_sentence_end():
+    events = [
+        src(0, 1.0, 1.2),
+        src(0, 2.0, 2.2),
+        src(0, 3.0, 3.2),
+        tgt(0, 1, 1.5),
+        # The translation ended after 1 read; the rest was read at the sentence end.
+        end(0, 4.5),
+    ]
+    assert translation_lags(events) == pytest.approx([0.5, 2.5, 1.5])
+
+
+def test_translation_lag_is_left_out_without_target_or_end():
+    events = [
+        src(0, 1.0, 1.2),
+        src(0, 2.0, 2.2),
+        tgt(0, 1, 1.8),
+        src(1, 3.0, 3.2),  # sentence 1: still untranslated
+    ]
+    assert translation_lags(events) == pytest.approx([0.8])
+    rep = report(events)
+    assert rep["translation_lag"]["count"] == 1
+    assert rep["source_lag"]["count"] == 3
+
+
+def test_translation_lag_is_per_sentence_and_skips_empty_words():
+    events = [
+        src(0, 1.0, 1.1),
+        src(1, 2.0, 2.1),
+        src(1, 2.1, 2.2, text=" "),  # not a word the translator reads
+        src(1, 3.0, 3.1),
+        tgt(1, 1, 2.5),
+        tgt(0, 1, 2.6),
+        tgt(1, 2, 3.5),
+    ]
+    assert translation_lags(events) == pytest.approx([1.6, 0.5, 0.5])
+
+
+def test_empty_report_has_no_statistics():
+    rep = report([])
+    assert rep["source_lag"] == {"count": 0, "median_s": None, "p90_s": None}
+    assert rep["processes"] == {}
+    assert "Latency" in format_report(rep)
+
+
+def beat(process: str, wall: float, cpu: float, rss_mib: int, mlx: int = 0) -> dict:
+    return {
+        "process": process,
+        "cpu_s": cpu,
+        "rss_bytes": rss_mib * 2**20,
+        "mlx_peak_bytes": mlx,
+        "wall_s": ORIGIN + wall,
+    }
+
+
+def test_process_use_from_heartbeats():
+    beats = {
+        "translate": [
+            beat("translate", 0.0, 10.0, 100),
+            beat("translate", 30.0, 25.0, 300, mlx=5 * 2**20),
+            beat("translate", 61.0, 40.0, 310),
+            beat("translate", 120.0, 70.0, 305),
+        ],
+        "display": [beat("display", 5.0, 1.0, 50)],
+    }
+    rep = report([src(0, 1.0, 1.5)], beats)
+    t = rep["processes"]["translate"]
+    assert t["cpu_s"] == pytest.approx(60.0)
+    assert t["cpu_percent"] == pytest.approx(50.0)
+    assert t["peak_rss_bytes"] == 310 * 2**20
+    assert t["rss_after_warmup_bytes"] == 310 * 2**20
+    assert t["rss_end_bytes"] == 305 * 2**20
+    assert t["mlx_peak_bytes"] == 5 * 2**20
+    d = rep["processes"]["display"]
+    assert d["cpu_percent"] is None and d["rss_after_warmup_bytes"] is None
+    text = format_report(rep)
+    assert "translate" in text and "50" in text and "310 MiB" in text
+    assert len(text.splitlines()) < 25
+
+
+def test_load_events_skips_a_torn_last_line(tmp_path):
+    path = tmp_path / "events.jsonl"
+    lines = [json.dumps(src(0, 1.0, 1.5)), json.dumps(tgt(0, 1, 2.0))]
+    path.write_text("\n".join(lines) + '\n{"type": "sour', encoding="utf-8")
+    assert [e["type"] for e in load_events(path)] == ["source_word", "target_word"]
+    path.write_text('{"bad\n' + lines[0] + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=":1:"):
+        load_events(path)
+
+
+def test_report_from_a_recorded_session(tmp_path):
+    from juno.messages import SentenceEnd, SourceWord, TargetWord
+    from juno.session import SessionRecorder
+
+    with SessionRecorder(tmp_path / "s", {}) as rec:
+        rec.record(
+            SourceWord(0, 1.0, ORIGIN, "Hi", 0.5, 1.0, 0.9, True, 0, ORIGIN + 1.1), ORIGIN + 1.2
+        )
+        rec.record(TargetWord(0, 1.0, ORIGIN, "Salut", 0, 1, ORIGIN + 1.5), ORIGIN + 1.6)
+        rec.record(SentenceEnd(1, 1.0, ORIGIN, 0, "Hi", "Salut"), ORIGIN + 1.7)
+    rep = report(load_events(tmp_path / "s" / "events.jsonl"))
+    assert rep["source_lag"]["median_s"] == pytest.approx(0.2)
+    assert rep["translation_lag"]["median_s"] == pytest.approx(0.6)
+    assert rep["sentences"] == 1
