@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from juno.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
+from juno.messages import TYPES, EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
 
 # Subtitle convention (Netflix, BBC): about 42 characters a line, two lines a cue.
 MAX_LINE_CHARS = 42
@@ -157,6 +157,27 @@ class SessionRecorder:
         self._events.write(json.dumps(line, ensure_ascii=False) + "\n")
         # Flushed to the OS, so a crash of this process later keeps the line.
         self._events.flush()
+        self._apply(msg)
+
+    @classmethod
+    def replay(cls, folder: Path) -> SessionRecorder:
+        """A closed recorder rebuilt from ``folder``'s events.jsonl.
+
+        After a crash (of the display, or of a stage that stopped it mid-batch)
+        its :meth:`write_texts` brings the texts up to the last recorded event.
+        """
+        from juno.latency import load_events
+
+        self = cls.__new__(cls)
+        self.folder = Path(folder)
+        self._sentences, self._written, self._closed = {}, {}, True
+        for event in load_events(self.folder / "events.jsonl"):
+            cls_ = TYPES[event["type"]]
+            names = {f.name for f in dataclasses.fields(cls_)}
+            self._apply(cls_(**{k: v for k, v in event.items() if k in names}))
+        return self
+
+    def _apply(self, msg: Message) -> None:
         if isinstance(msg, EndOfStream):
             return
         sentence = self._sentences.setdefault(msg.sentence, _Sentence())

@@ -54,13 +54,14 @@ def _transcribe(ctx: zmq.Context, control: stage.Control, args: argparse.Namespa
     from juno.models.loading import load_whisper
     from juno.transcriber.build import make_transcriber
 
-    model, path = load_whisper(cfg.transcribe.model, cfg)
-    stepper = make_transcriber(model, cfg)
-    stepper.window.warm_up()
+    # Sockets first: a taken port fails before the model loads.
     audio = bus.socket(ctx, zmq.PULL, bind=args.audio)
     out = _Emitter(
         bus.socket(ctx, zmq.PUSH, connect=args.words), bus.socket(ctx, zmq.XPUB, bind=args.source)
     )
+    model, path = load_whisper(cfg.transcribe.model, cfg)
+    stepper = make_transcriber(model, cfg)
+    stepper.window.warm_up()
     bus.wait_subscribers(out.source, args.subscribers, 60, "source words")
     control.ready(whisper=path.name)
     control.wait_start()

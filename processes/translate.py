@@ -114,10 +114,12 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
     from juno.models.loading import load_llm
     from juno.simul.build import make_translator
 
-    model, tokenizer, path = load_llm(cfg.translate.model, cfg)
-    translator = make_translator(model, tokenizer, cfg)
+    # Sockets first: a taken port fails before the model loads.
     words = bus.socket(ctx, zmq.PULL, bind=args.words)
-    link = _Link(translator, words, bus.socket(ctx, zmq.XPUB, bind=args.target))
+    target = bus.socket(ctx, zmq.XPUB, bind=args.target)
+    model, tokenizer, path = load_llm(cfg.translate.model, cfg)
+    link = _Link(make_translator(model, tokenizer, cfg), words, target)
+    translator = link.translator
     bus.wait_subscribers(link.target, args.subscribers, 60, "translations")
     control.ready(llm=path.name, wait_k=translator.policy.k)
     control.wait_start()

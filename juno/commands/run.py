@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
+import shutil
 import signal
 import sys
 import tempfile
@@ -73,7 +75,7 @@ def _resolved(cfg: Config) -> Config:
 def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno import bus, latency
     from juno.audio import check_audio_file
-    from juno.session import new_session_folder
+    from juno.session import SessionRecorder, new_session_folder
     from juno.supervisor import Supervisor
 
     cfg = _with_flags(cfg, args)
@@ -82,8 +84,10 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if args.input:
         check_audio_file(args.input)
     cfg = _resolved(cfg)
+    if args.session and (args.session / "events.jsonl").exists():
+        raise JunoError(f"{args.session} already holds a session: choose a new folder")
     session = args.session or new_session_folder(Path(cfg.display.sessions_dir))
-    session.mkdir(parents=True, exist_ok=True)
+    (session / "logs").mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="juno-"))
     config_path = run_dir / "config.yaml"
     config_path.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
@@ -106,16 +110,42 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         },
     )
     previous = _trap_signals(supervisor)
+    quiet = _log_to(session / "logs" / "supervisor.log")
+    ok = False
     try:
         supervisor.run()
+        ok = True
     finally:
+        quiet()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        _report(session, supervisor.heartbeats, latency)
-        for path in run_dir.iterdir():
-            path.unlink()
-        run_dir.rmdir()
+        if (session / "events.jsonl").exists():
+            # Texts up to the last recorded event, whichever stage stopped first.
+            SessionRecorder.replay(session).write_texts()
+            _report(session, supervisor.heartbeats, latency, show=ok)
+        shutil.rmtree(run_dir, ignore_errors=True)
     return 0
+
+
+def _log_to(path: Path):
+    """While the pipeline runs, log to ``path``; the terminal gets errors only (the
+    display owns it). Returns the undo."""
+    root = logging.getLogger()
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s supervisor %(levelname)s: %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    levels = [(h, h.level) for h in root.handlers]
+    for h in root.handlers:
+        h.setLevel(max(h.level, logging.ERROR))
+    root.addHandler(handler)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        handler.close()
+        for h, level in levels:
+            h.setLevel(level)
+
+    return undo
 
 
 def _trap_signals(supervisor) -> dict:
@@ -127,11 +157,9 @@ def _trap_signals(supervisor) -> dict:
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _report(session: Path, heartbeats: dict, latency) -> None:
-    events_path = session / "events.jsonl"
-    if not events_path.exists():
-        return
-    rep = latency.report(latency.load_events(events_path), heartbeats)
+def _report(session: Path, heartbeats: dict, latency, show: bool) -> None:
+    rep = latency.report(latency.load_events(session / "events.jsonl"), heartbeats)
     (session / "latency.json").write_text(json.dumps(rep, indent=2) + "\n")
-    print(latency.format_report(rep), file=sys.stderr)
+    if show:
+        print(latency.format_report(rep), file=sys.stderr)
     print(f"session files: {session}", file=sys.stderr)
