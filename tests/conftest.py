@@ -46,3 +46,14 @@ def llm_15b_path() -> Path:
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     return shared_data()
+
+
+@pytest.fixture
+def virtual_mic():
+    """A started ``VirtualMic``: a private PulseAudio daemon whose default source hears
+    what ``virtual_mic.play(wav)`` plays. Run sounddevice in a child with ``env=virtual_mic.env``.
+    """
+    from virtual_mic import VirtualMic
+
+    with VirtualMic() as mic:
+        yield mic
