@@ -77,6 +77,10 @@ class TranslateConfig:
     phi: str = "source"
     # Most tokens one target word may take before it is cut.
     max_tokens_per_word: int = 50
+    # A sentence's translation is one line: a line break ends it (never before the source end).
+    one_line: bool = True
+    # When the model would end before the sentence is read, read another word (k is a floor).
+    read_on_end: bool = True
     # Sampling temperature; 0 is greedy.
     temp: float = 0.0
     # Nucleus sampling threshold; 1.0 disables it.

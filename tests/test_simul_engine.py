@@ -86,14 +86,43 @@ def test_no_output_while_starved_then_words_trail_the_source(model):
 
 
 def test_eos_is_masked_until_the_sentence_end_is_read(model):
-    # A model that always wants to stop: it must keep writing while source can come.
-    t = translator(model, wait_k=1, max_tokens_per_word=3, logits_processors=[favour(EOS)])
+    # Plain wait-k: a model that always wants to stop must keep writing while source can come.
+    t = translator(
+        model, wait_k=1, max_tokens_per_word=3, logits_processors=[favour(EOS)], read_on_end=False
+    )
     t.feed("alpha beta gamma")
     written = t.step()
     assert len(written) >= 2  # wait-1 with 3 words read on demand
     before = t.policy.written
     assert t.finish() == []  # the end is read: EOS at once, nothing more written
     assert t.policy.written == 0 and before >= 2  # the next sentence starts clean
+
+
+def test_a_model_that_wants_to_end_early_reads_instead(model):
+    # k is a floor: the writer's wish to stop before the source end is a read.
+    t = translator(model, wait_k=1, max_tokens_per_word=3, logits_processors=[favour(EOS)])
+    t.feed("alpha beta gamma")
+    assert t.step() == []  # every word read, nothing forced out
+    assert t.policy.read == 3 and t.policy.extra == 3
+    # Starved: the header's last token is out of the cache, waiting to be fed after a read.
+    assert t.policy.held == t.prompt.header[-1]
+    assert t.cache.target_len == len(t.prompt.header) - 1
+    assert t.finish() == []  # the end is read: EOS, an empty translation
+    assert t.cache.slots == t.prefix_slots
+
+
+def test_a_line_break_ends_the_translation_and_waits_for_the_source_end(model):
+    t = translator(
+        model, wait_k=1, max_tokens_per_word=3, logits_processors=[favour(NEWLINE, 50.0)]
+    )
+    t.feed("alpha beta")
+    t.step()
+    assert t.policy.read == 2  # the line break is not written while source can come
+    events = list(t.events())
+    t.end_sentence()
+    events = list(t.events())
+    assert events and events[-1].eos and events[-1].sentence_done
+    assert all("\n" not in e.piece for e in events)
 
 
 def test_each_sentence_returns_to_the_system_prompt(model):

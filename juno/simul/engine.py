@@ -13,6 +13,7 @@ reading and writing between two tokens.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -63,6 +64,39 @@ class TokenEvent:
     target_words: int  # target words finished in this sentence
 
 
+@functools.cache
+def _token_texts(tokenizer: Any, vocab: int) -> tuple[str, ...]:
+    """The text of every token id (empty beyond the tokenizer's own vocabulary)."""
+    hf = getattr(tokenizer, "_tokenizer", None)
+    size = min(vocab, len(hf)) if hf is not None else vocab
+    if hf is not None and hasattr(hf, "batch_decode"):
+        texts = hf.batch_decode([[i] for i in range(size)])
+    else:
+        texts = [tokenizer.decode([i]) for i in range(size)]
+    return tuple(texts) + ("",) * (vocab - size)
+
+
+def line_break_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
+    """Tokens whose text holds a line break."""
+    return frozenset(i for i, text in enumerate(_token_texts(tokenizer, vocab)) if "\n" in text)
+
+
+def special_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
+    """Added (control) tokens, and ids the model has but the tokenizer does not."""
+    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    ids = set(getattr(hf, "added_tokens_decoder", {}) or {})
+    size = len(hf) if hasattr(hf, "__len__") else vocab
+    ids.update(range(size, vocab))
+    return frozenset(i for i in ids if 0 <= i < vocab)
+
+
+def _mask(vocab: int, ids: frozenset[int]) -> mx.array:
+    mask = mx.zeros((vocab,), dtype=mx.bool_)
+    if ids:
+        mask[mx.array(sorted(ids))] = True
+    return mask
+
+
 def _common_prefix_len(a: str, b: str) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -88,6 +122,8 @@ class StreamingTranslator:
         system_prompt: str | None = None,
         sampler: Callable[[mx.array], mx.array] | None = None,
         logits_processors: Sequence[Callable[[mx.array, mx.array], mx.array]] = (),
+        one_line: bool = True,
+        read_on_end: bool = True,
     ) -> None:
         num_layers = check_supported(model)
         if wait_k < 1:
@@ -106,9 +142,17 @@ class StreamingTranslator:
         eos = sorted(tokenizer.eos_token_ids)
         vocab = model.args.vocab_size
         self._eos = frozenset(eos)
-        self._eos_mask = mx.zeros((vocab,), dtype=mx.bool_)
-        if eos:
-            self._eos_mask[mx.array(eos)] = True
+        # Chat markers and other control tokens are never part of a translation.
+        self._never = _mask(vocab, special_tokens(tokenizer, vocab) - self._eos)
+        # One line per sentence: a line break ends the translation like EOS does
+        # (an instruct model goes on with comments after one), and neither may
+        # come while more source can arrive.
+        breaks = line_break_tokens(tokenizer, vocab) if one_line else frozenset()
+        self._ends = self._eos | breaks
+        self._end_mask = _mask(vocab, self._ends)
+        # When the model would end before the source sentence is read, read more
+        # instead of forcing words out of it (masked, it writes junk or commentary).
+        self.read_on_end = read_on_end
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
@@ -176,7 +220,9 @@ class StreamingTranslator:
                 self._target_forward([policy.held])
                 policy.on_fed()
             elif action is Action.SAMPLE:
-                yield self._sample()
+                event = self._sample()
+                if event is not None:
+                    yield event
             elif action is Action.FINISH:
                 self._next_sentence()
 
@@ -207,21 +253,28 @@ class StreamingTranslator:
         self.stats.add_header(len(self.prompt.header), time.perf_counter() - start)
         self.policy.on_started()
 
-    def _sample(self) -> TokenEvent:
+    def _sample(self) -> TokenEvent | None:
+        """The next target token; None when the policy chose to read first."""
         start = time.perf_counter()
         logits = self._logits
         if self.logits_processors:
             history = mx.array(self._tokens, dtype=mx.uint32)
             for processor in self.logits_processors:
                 logits = processor(history, logits)
+        logits = mx.where(self._never, -mx.inf, logits)
+        if self.read_on_end and not self.policy.eos_allowed:
+            if int(mx.argmax(logits, axis=-1).item()) in self._ends:
+                self._take_back()
+                self.stats.add_target(0, time.perf_counter() - start)
+                return None
         if not self.policy.eos_allowed:
             # More source may come: the translation must not end yet.
-            logits = mx.where(self._eos_mask, -mx.inf, logits)
+            logits = mx.where(self._end_mask, -mx.inf, logits)
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
         token = int(self.sampler(logprobs).item())
         self.stats.add_target(0, time.perf_counter() - start, sampled=1)
 
-        eos = token in self._eos
+        eos = token in self._ends
         piece = "" if eos else self._piece(token)
         word = self.policy.on_token(token, piece, eos)
         if word is not None:
@@ -238,6 +291,12 @@ class StreamingTranslator:
             source_words_read=self.policy.read,
             target_words=self.policy.written,
         )
+
+    def _take_back(self) -> None:
+        """Roll the last target token out of the cache; the policy feeds it after a read."""
+        last = self._tokens[-1] if self._tokens else self.prompt.header[-1]
+        self.cache.rollback(1)
+        self.policy.on_end_wanted(last)
 
     def _piece(self, token: int) -> str:
         """The text ``token`` adds to the sentence's translation."""

@@ -80,6 +80,7 @@ class WaitK:
     end_read: bool = False  # the end-of-turn marker is encoded
     started: bool = False  # the assistant header is encoded
     written: int = 0  # target words finished (the index of the word in progress)
+    extra: int = 0  # words of lag added because the writer wanted to end early
     held: int | None = None  # sampled token waiting to be fed
     finished: bool = False  # EOS sampled or the word limit reached
     word_tokens: list[int] = field(default_factory=list)
@@ -120,7 +121,7 @@ class WaitK:
         """Whether target word ``written`` may be (or keep being) written now."""
         if self.finished or self.written >= self.word_limit:
             return False
-        return self.end_read or self.read >= self.k + self.written
+        return self.end_read or self.read >= self.k + self.extra + self.written
 
     def next_action(self) -> Action:
         if self.finished:
@@ -151,6 +152,17 @@ class WaitK:
 
     def on_fed(self) -> None:
         self.held = None
+
+    def on_end_wanted(self, last_token: int) -> None:
+        """The writer would end before the source is read: lag one more word.
+
+        ``last_token`` was taken back out of the cache; it is fed again after
+        the next read, so the next target token sees that word (k is a floor).
+        """
+        if self.held is not None or self.end_read:
+            raise RuntimeError("an early end only while sampling, before the source end")
+        self.extra += 1
+        self.held = last_token
 
     def on_token(self, token: int, piece: str, is_eos: bool) -> TargetWord | None:
         """A sampled token; returns the target word it finished, if any.
@@ -195,5 +207,5 @@ class WaitK:
         self.available, self.read = available, 0
         self.source_ended, self.end_read = source_ended, False
         self.started, self.finished = False, False
-        self.written, self.held = 0, None
+        self.written, self.held, self.extra = 0, None, 0
         self.word_tokens, self.word_text = [], ""

@@ -1,0 +1,326 @@
+"""``juno run`` end to end: real processes, real sockets, real files.
+
+Most tests run Whisper tiny.en and a tiny random-weight LLM (fast to load and
+to run; the plumbing is what they test); the replay of JFK with the models a
+user would run is marked ``real_weights``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+from pipeline import (
+    JUNO,
+    events,
+    interrupt,
+    make_tiny_llm,
+    session_folder,
+    speech_wav,
+    stage_pid,
+    start,
+    wait_for,
+)
+
+from juno.messages import EndOfStream, SourceWord, pack
+
+STAGES = ("capture", "transcribe", "translate", "display")
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory, llm_05b_path) -> Path:
+    return make_tiny_llm(tmp_path_factory.mktemp("models") / "tiny-qwen2", llm_05b_path)
+
+
+@pytest.fixture(scope="module")
+def long_wav(tmp_path_factory, data_dir) -> Path:
+    return speech_wav(data_dir, tmp_path_factory.mktemp("audio") / "speech.wav", seconds=60)
+
+
+def _models(whisper: Path, llm: Path, sessions: Path) -> list[str]:
+    return [
+        "--set", f"transcribe.model={whisper}",
+        "--set", f"translate.model={llm}",
+        "--set", f"display.sessions_dir={sessions}",
+    ]  # fmt: skip
+
+
+def _free_ports(n: int = 5) -> int:
+    """A base port with ``n`` free consecutive ports after it."""
+    for base in range(23000, 60000, 97):
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise AssertionError("no free ports")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def _check_ordered_log(evs: list[dict]) -> None:
+    sources = [e for e in evs if e["type"] == "source_word"]
+    targets = [e for e in evs if e["type"] in ("target_word", "sentence_end")]
+    assert [e["seq"] for e in sources] == list(range(len(sources)))
+    assert [e["seq"] for e in targets] == list(range(len(targets)))
+    shown = [e["shown_wall_s"] for e in evs]
+    assert shown == sorted(shown)
+    ends = [e for e in evs if e["type"] == "end_of_stream"]
+    assert len(ends) == 2, "one end of stream from each publisher"
+    # Each publisher's end of stream counts what it sent: nothing was lost on the way.
+    assert sorted(e["seq"] for e in ends) == sorted([len(sources), len(targets)])
+
+
+@pytest.mark.real_weights
+def test_replay_jfk_with_real_models(tmp_path, data_dir, whisper_base_path, llm_05b_path):
+    sessions = tmp_path / "sessions"
+    jfk = data_dir / "audio" / "jfk.flac"
+    args = ["run", "--input", str(jfk), *_models(whisper_base_path, llm_05b_path, sessions)]
+    done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    session = session_folder(sessions)
+    transcript = (session / "transcript.srt").read_text()
+    assert "what your country can do for you" in " ".join(_words(transcript))
+    assert (session / "transcript.vtt").read_text().startswith("WEBVTT")
+    translation = _words((session / "translation.srt").read_text())
+    assert {"pays", "vous", "votre"} & set(translation), translation
+    assert (session / "translation.vtt").read_text().startswith("WEBVTT")
+    evs = events(session)
+    _check_ordered_log(evs)
+    assert any(e["type"] == "sentence_end" for e in evs)
+    # The plain display (stdout is a pipe) printed every word as it came.
+    printed = [line.split("\t")[0] for line in done.stdout.splitlines()]
+    assert printed.count("source") == sum(e["type"] == "source_word" for e in evs)
+    assert "latency" in done.stderr.lower()
+    assert (session / "latency.json").exists()
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_killed_stage_stops_the_pipeline_naming_it(
+    stage, tmp_path, long_wav, whisper_tiny_en_path, tiny_llm
+):
+    sessions = tmp_path / "sessions"
+    proc = start(
+        ["run", "--input", str(long_wav), *_models(whisper_tiny_en_path, tiny_llm, sessions)],
+        cwd=tmp_path,
+    )
+    try:
+        session = wait_for(lambda: session_folder(sessions), 120, "the session folder")
+        wait_for(
+            lambda: any(e["type"] == "source_word" for e in events(session)),
+            180,
+            "the first transcribed word",
+        )
+        os.kill(stage_pid(proc.pid, stage), signal.SIGKILL)
+        killed_at = time.monotonic()
+        proc.wait(timeout=30)
+        elapsed = time.monotonic() - killed_at
+        _, stderr = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode != 0
+    assert elapsed <= 3.0, f"the supervisor took {elapsed:.1f} s to stop"
+    assert f"'{stage}'" in stderr and "SIGKILL" in stderr, stderr
+    assert "Traceback" not in stderr
+    # Every word recorded before the crash is in the files.
+    evs = events(session)
+    said = [e["text"] for e in evs if e["type"] == "source_word"]
+    assert said, "words were committed before the kill"
+    assert _words(" ".join(said)) == _words((session / "transcript.txt").read_text())
+    cues = _words((session / "transcript.srt").read_text())
+    assert all(w in cues for w in _words(" ".join(said)))
+    for stage_name in STAGES:
+        assert stage_pid(proc.pid, stage_name) is None
+
+
+def test_foreign_frames_are_dropped_and_the_stages_keep_working(
+    tmp_path, data_dir, whisper_tiny_en_path, tiny_llm
+):
+    sessions = tmp_path / "sessions"
+    port = _free_ports()
+    args = ["run", "--input", str(data_dir / "audio" / "jfk.flac"), "--set", f"bus.port={port}"]
+    proc = start(args + _models(whisper_tiny_en_path, tiny_llm, sessions), cwd=tmp_path)
+    ctx = zmq.Context()
+    try:
+        session = wait_for(lambda: session_folder(sessions), 120, "the session folder")
+        bad = [
+            [b"not msgpack \xc1"],
+            [msgpack.packb({"t": "audio", "v": 99})],
+            [msgpack.packb({"t": "greeting", "v": 1, "hello": "world"})],
+            [msgpack.packb([1, 2, 3])],
+            pack(SourceWord(0, 1.0, 0.0, "intruder", 0.0, 1.0, 1.0, False, 0, 0.0))[:1] + [b"x"],
+        ]
+        for offset in (0, 1):  # audio (transcribe), words (translate)
+            push = ctx.socket(zmq.PUSH)
+            push.setsockopt(zmq.LINGER, 1000)
+            push.connect(f"tcp://127.0.0.1:{port + offset}")
+            for frames in bad:
+                push.send_multipart(frames)
+            push.close()
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 1000)
+        dealer.connect(f"tcp://127.0.0.1:{port + 4}")
+        dealer.send_multipart([b"\x00\x01 garbage"])
+        dealer.close()
+        stdout, stderr = proc.communicate(timeout=600)
+    finally:
+        ctx.destroy(linger=0)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr
+    logs = session / "logs"
+    for stage in ("transcribe", "translate"):
+        dropped = (logs / f"{stage}.log").read_text().count("dropped a bad frame")
+        assert dropped == len(bad), f"{stage} dropped {dropped}"
+    assert "dropped" in (logs / "supervisor.log").read_text()
+    assert "country" in _words((session / "transcript.txt").read_text())
+
+
+def test_a_display_can_run_alone_and_drops_foreign_frames(tmp_path):
+    ctx = zmq.Context()
+    port = _free_ports(2)
+    pubs = []
+    for offset in (0, 1):
+        pub = ctx.socket(zmq.XPUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.bind(f"tcp://127.0.0.1:{port + offset}")
+        pubs.append(pub)
+    session = tmp_path / "session"
+    args = ["process", "display", "--source", f"tcp://127.0.0.1:{port}"]
+    args += ["--target", f"tcp://127.0.0.1:{port + 1}", "--session", str(session)]
+    proc = start(args, cwd=tmp_path)
+    try:
+        for pub in pubs:  # each publisher sees the display subscribe
+            assert pub.poll(30000), "the display did not subscribe"
+            assert pub.recv()[:1] == b"\x01"
+        word = SourceWord(0, 1.0, 100.0, "hello", 0.5, 1.0, 0.9, True, 0, 101.0)
+        pubs[0].send_multipart([b"\xc1garbage"])
+        pubs[0].send_multipart(pack(word))
+        pubs[0].send_multipart(pack(EndOfStream(1, 1.0, "end of input")))
+        pubs[1].send_multipart(pack(EndOfStream(0, 1.0, "end of input")))
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        ctx.destroy(linger=0)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert stdout.splitlines() == ["source\t0\t0.50\t1.00\thello"]
+    assert "dropped a bad frame on source" in stderr
+    assert (session / "transcript.txt").read_text() == "hello\n"
+
+
+# -- bad input: one line, non-zero exit, no traceback ----------------------------
+
+
+def _fails_in_one_line(args: list[str], cwd: Path, env: dict | None = None, timeout=300) -> str:
+    done = subprocess.run(
+        JUNO + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("juno: error:")]
+    assert len(errors) == 1, done.stderr
+    return errors[0]
+
+
+def test_missing_corrupt_and_non_audio_files(tmp_path):
+    assert "no such file" in _fails_in_one_line(["run", "--input", "nope.wav"], tmp_path)
+    corrupt = tmp_path / "broken.flac"
+    corrupt.write_bytes(b"fLaC" + os.urandom(2000))
+    line = _fails_in_one_line(["run", "--input", str(corrupt)], tmp_path)
+    assert "not a readable audio file" in line
+    text = tmp_path / "notes.txt"
+    text.write_text("these are not sounds\n")
+    line = _fails_in_one_line(["run", "--input", str(text)], tmp_path)
+    assert "not a readable audio file" in line
+
+
+def test_a_taken_port_is_named(tmp_path, data_dir, whisper_tiny_en_path, tiny_llm):
+    port = _free_ports()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", port))
+    taken.listen()
+    try:
+        args = ["run", "--input", str(data_dir / "audio" / "jfk.flac"), "--set", f"bus.port={port}"]
+        line = _fails_in_one_line(
+            args + _models(whisper_tiny_en_path, tiny_llm, tmp_path / "s"), tmp_path
+        )
+    finally:
+        taken.close()
+    assert f"tcp://127.0.0.1:{port}: address already in use" in line
+
+
+def test_no_input_device(tmp_path, whisper_tiny_en_path, tiny_llm):
+    from virtual_mic import no_device_env
+
+    env = dict(os.environ, **no_device_env())
+    line = _fails_in_one_line(
+        ["run", *_models(whisper_tiny_en_path, tiny_llm, tmp_path / "s")], tmp_path, env
+    )
+    assert "no microphone" in line
+
+
+def test_unknown_device_name(tmp_path, virtual_mic, whisper_tiny_en_path, tiny_llm):
+    args = ["run", "--device", "no such mic", *_models(whisper_tiny_en_path, tiny_llm, tmp_path)]
+    line = _fails_in_one_line(args, tmp_path, virtual_mic.env)
+    assert "no input device matches 'no such mic'" in line
+
+
+# -- the microphone ----------------------------------------------------------------
+
+
+def test_live_microphone_until_ctrl_c(
+    tmp_path, data_dir, virtual_mic, whisper_tiny_en_path, tiny_llm
+):
+    import soundfile as sf
+
+    from juno.audio import load_audio
+
+    wav = tmp_path / "jfk.wav"
+    sf.write(wav, load_audio(data_dir / "audio" / "jfk.flac"), 16000)
+    sessions = tmp_path / "sessions"
+    args = ["run", *_models(whisper_tiny_en_path, tiny_llm, sessions)]
+    proc = start(args, tmp_path, virtual_mic.env)
+    try:
+        session = wait_for(lambda: session_folder(sessions), 120, "the session folder")
+        wait_for(
+            lambda: (
+                (session / "logs" / "capture.log").exists()
+                and "capturing" in (session / "logs" / "capture.log").read_text()
+            ),
+            180,
+            "capture to start",
+        )
+        virtual_mic.play(wav)
+        wait_for(
+            lambda: "country" in _words(" ".join(e.get("text", "") for e in events(session))),
+            120,
+            "the spoken words",
+        )
+        interrupt(proc)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stderr
+    transcript = _words((session / "transcript.txt").read_text())
+    assert {"fellow", "americans", "country"} <= set(transcript), transcript
+    _check_ordered_log(events(session))
