@@ -48,11 +48,14 @@ def make_tiny_llm(folder: Path, tokenizer_from: Path) -> Path:
 
 
 def speech_wav(data_dir: Path, out: Path, seconds: float | None = None, gap_s: float = 1.0) -> Path:
-    """The dev clips (JFK first) joined with short pauses, cut to ``seconds``, as 16 kHz WAV."""
+    """The English dev clips (JFK, LibriVox) joined with short pauses, repeated up to
+    ``seconds``, as a 16 kHz WAV."""
     from juno.audio import load_audio
 
-    clips = [data_dir / "audio" / "jfk.flac"]
-    clips += sorted(p for p in (data_dir / "audio").rglob("*.flac") if p.name != "jfk.flac")
+    clips = [
+        data_dir / "audio" / "jfk.flac",
+        *sorted((data_dir / "audio" / "librivox").glob("*.wav")),
+    ]
     parts, total = [], 0
     gap = np.zeros(int(gap_s * 16000), np.float32)
     while seconds is not None and total < seconds * 16000 or not parts:
