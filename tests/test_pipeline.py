@@ -59,6 +59,13 @@ def _models(whisper: Path, llm: Path, sessions: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def _tiny(whisper: Path, llm: Path, sessions: Path) -> list[str]:
+    """Models for plumbing tests; plain wait-k, so the random LLM writes words at every step
+    (with the writer's guards it mostly wants to stop, and reads instead)."""
+    plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
+    return _models(whisper, llm, sessions) + plain
+
+
 def _free_ports(n: int = 5) -> int:
     """A base port with ``n`` free consecutive ports after it."""
     for base in range(23000, 60000, 97):
@@ -132,7 +139,7 @@ def test_a_killed_stage_stops_the_pipeline_naming_it(
 ):
     sessions = tmp_path / "sessions"
     proc = start(
-        ["run", "--input", str(long_wav), *_models(whisper_tiny_en_path, tiny_llm, sessions)],
+        ["run", "--input", str(long_wav), *_tiny(whisper_tiny_en_path, tiny_llm, sessions)],
         cwd=tmp_path,
     )
     try:
@@ -171,7 +178,7 @@ def test_foreign_frames_are_dropped_and_the_stages_keep_working(
     sessions = tmp_path / "sessions"
     port = _free_ports()
     args = ["run", "--input", str(data_dir / "audio" / "jfk.flac"), "--set", f"bus.port={port}"]
-    proc = start(args + _models(whisper_tiny_en_path, tiny_llm, sessions), cwd=tmp_path)
+    proc = start(args + _tiny(whisper_tiny_en_path, tiny_llm, sessions), cwd=tmp_path)
     ctx = zmq.Context()
     try:
         session = wait_for(lambda: session_folder(sessions), 120, "the session folder")
@@ -276,7 +283,7 @@ def test_a_taken_port_is_named(tmp_path, data_dir, whisper_tiny_en_path, tiny_ll
     try:
         args = ["run", "--input", str(data_dir / "audio" / "jfk.flac"), "--set", f"bus.port={port}"]
         line = _fails_in_one_line(
-            args + _models(whisper_tiny_en_path, tiny_llm, tmp_path / "s"), tmp_path
+            args + _tiny(whisper_tiny_en_path, tiny_llm, tmp_path / "s"), tmp_path
         )
     finally:
         taken.close()
@@ -288,13 +295,13 @@ def test_no_input_device(tmp_path, whisper_tiny_en_path, tiny_llm):
 
     env = dict(os.environ, **no_device_env())
     line = _fails_in_one_line(
-        ["run", *_models(whisper_tiny_en_path, tiny_llm, tmp_path / "s")], tmp_path, env
+        ["run", *_tiny(whisper_tiny_en_path, tiny_llm, tmp_path / "s")], tmp_path, env
     )
     assert "no microphone" in line
 
 
 def test_unknown_device_name(tmp_path, virtual_mic, whisper_tiny_en_path, tiny_llm):
-    args = ["run", "--device", "no such mic", *_models(whisper_tiny_en_path, tiny_llm, tmp_path)]
+    args = ["run", "--device", "no such mic", *_tiny(whisper_tiny_en_path, tiny_llm, tmp_path)]
     line = _fails_in_one_line(args, tmp_path, virtual_mic.env)
     assert "no input device matches 'no such mic'" in line
 
@@ -312,7 +319,7 @@ def test_live_microphone_until_ctrl_c(
     wav = tmp_path / "jfk.wav"
     sf.write(wav, load_audio(data_dir / "audio" / "jfk.flac"), 16000)
     sessions = tmp_path / "sessions"
-    args = ["run", *_models(whisper_tiny_en_path, tiny_llm, sessions)]
+    args = ["run", *_tiny(whisper_tiny_en_path, tiny_llm, sessions)]
     proc = start(args, tmp_path, virtual_mic.env)
     try:
         session = wait_for(lambda: session_folder(sessions), 120, "the session folder")
@@ -345,7 +352,7 @@ def test_ten_minutes_at_full_speed_lose_nothing_and_memory_stays_flat(
     wav = speech_wav(data_dir, tmp_path / "ten-minutes.wav", seconds=600)
     sessions = tmp_path / "sessions"
     args = ["run", "--input", str(wav), "--fast"]
-    args += _models(whisper_tiny_en_path, tiny_llm, sessions)
+    args += _tiny(whisper_tiny_en_path, tiny_llm, sessions)
     done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr
     session = session_folder(sessions)
@@ -356,7 +363,8 @@ def test_ten_minutes_at_full_speed_lose_nothing_and_memory_stays_flat(
     assert _words((session / "transcript.txt").read_text()) == _words(" ".join(said))
     printed = [line.split("\t")[0] for line in done.stdout.splitlines()]
     assert printed.count("source") == len(said)
-    assert printed.count("target") == sum(e["type"] == "target_word" for e in evs)
+    translated = sum(e["type"] == "target_word" for e in evs)
+    assert translated > 1000 and printed.count("target") == translated
     processes = json.loads((session / "latency.json").read_text())["processes"]
     assert set(processes) == set(STAGES)
     for name, p in processes.items():

@@ -35,6 +35,12 @@ from juno.paths import shared_data
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 PARTS = ("cost", "baseline", "speed", "quality", "memory")
+# Writer policies: the paper's plain wait-k, and the guards added on top of it.
+POLICIES = {
+    "plain": {"one_line": False, "read_on_end": False},
+    "one-line": {"one_line": True, "read_on_end": False},
+    "guarded": {"one_line": True, "read_on_end": True},
+}
 FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
 NAMES = {"en": "English", "fr": "French", "de": "German"}
 
@@ -48,6 +54,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pairs", default="en-fr,en-de", help="quality: language pairs")
     p.add_argument("--ks", default="1,3,5,7", help="quality: wait-k values")
     p.add_argument("--phis", default="0,1024,source", help="quality: phi values")
+    p.add_argument(
+        "--policies",
+        default="plain,guarded",
+        help=f"quality: writer policies ({', '.join(POLICIES)})",
+    )
     p.add_argument("--wait-k", type=int, default=3, help="k for cost, baseline and memory")
     p.add_argument("--cost-sentences", type=int, default=1, help="cost: sentences of 40+ words")
     p.add_argument("--baseline-sentences", type=int, default=1, help="baseline: 30+-word ones")
@@ -69,6 +80,8 @@ def _translator(model, tokenizer, cfg: Config, target: str, **kw: Any):
 
     kw.setdefault("wait_k", cfg.translate.wait_k)
     kw.setdefault("phi", cfg.translate.phi)
+    kw.setdefault("one_line", cfg.translate.one_line)
+    kw.setdefault("read_on_end", cfg.translate.read_on_end)
     return StreamingTranslator(
         model,
         tokenizer,
@@ -291,6 +304,10 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
 
     ks = [int(k) for k in args.ks.split(",")]
     phis = [parse_phi(p) for p in args.phis.split(",")]
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise JunoError(f"--policies: unknown {', '.join(unknown)} ({', '.join(POLICIES)})")
     sources = _flores("en", args.sentences)
     signature = None
     for pair in args.pairs.split(","):
@@ -303,17 +320,26 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
             ["setting", "BLEU", "chrF", "AL", "LAAL", "words/sent."],
         )
         offline = [_offline(model, tokenizer, cfg, s, tgt)[0] for s in sources]
-        # Offline writes every word after the whole source: delay = source length.
-        delays = [[len(s.split())] * len(h.split()) for s, h in zip(sources, offline, strict=True)]
-        cells, signature = _score(offline, delays, sources, refs)
-        table.add_row("offline", *cells)
-        for phi in phis:
-            for k in ks:
-                translator = _translator(model, tokenizer, cfg, tgt, wait_k=k, phi=phi)
-                hyps, delays = _stream_sentences(translator, sources)
-                cells, signature = _score(hyps, delays, sources, refs)
-                table.add_row(f"wait-{k} phi={phi}", *cells)
-                console.print(f"  {pair} wait-{k} phi={phi}: {hyps[0]}", style="dim")
+        variants = {"offline": offline}
+        if any(POLICIES[p]["one_line"] for p in policies):
+            # The same rule as the one-line writer: the translation ends at the first line.
+            variants["offline, first line"] = [h.strip().split("\n")[0] for h in offline]
+        for name, hyps in variants.items():
+            # Offline writes every word after the whole source: delay = source length.
+            delays = [[len(s.split())] * len(h.split()) for s, h in zip(sources, hyps, strict=True)]
+            cells, signature = _score(hyps, delays, sources, refs)
+            table.add_row(name, *cells)
+        for policy in policies:
+            for phi in phis:
+                for k in ks:
+                    translator = _translator(
+                        model, tokenizer, cfg, tgt, wait_k=k, phi=phi, **POLICIES[policy]
+                    )
+                    hyps, delays = _stream_sentences(translator, sources)
+                    cells, signature = _score(hyps, delays, sources, refs)
+                    label = f"wait-{k} phi={phi} {policy}"
+                    table.add_row(label, *cells)
+                    console.print(f"  {pair} {label}: {hyps[0]}", style="dim")
         console.print(table)
     if signature is not None:
         console.print(f"BLEU signature: {signature}\n")
