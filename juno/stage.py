@@ -57,6 +57,8 @@ class Control:
         self.stop_requested = False  # Shutdown(stop): leave now
         self.drain_requested = False  # Shutdown(drain): finish what you hold
         self._last_beat = 0.0
+        # A supervised stage leaves when its supervisor is gone (killed, say).
+        self._parent = os.getppid() if endpoint else None
         if endpoint:
             self.sock = ctx.socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, 0)
@@ -95,7 +97,13 @@ class Control:
                 self.drain_requested = True
             elif msg is not None and not isinstance(msg, Start):
                 log.warning("ignored %s on control", type(msg).__name__)
+        self._check_parent()
         self.beat()
+
+    def _check_parent(self) -> None:
+        if self._parent is not None and os.getppid() != self._parent:
+            log.error("the supervisor is gone: stopping")
+            self.stop_requested = self.drain_requested = True
 
     def wait_start(self) -> None:
         """Block until the supervisor says Start (at once when alone)."""
@@ -107,6 +115,9 @@ class Control:
                 if isinstance(msg, Shutdown):
                     self.stop_requested = self.drain_requested = True
                     return
+            self._check_parent()
+            if self.stop_requested:
+                return
             self.beat()
 
 

@@ -372,3 +372,25 @@ def test_ten_minutes_at_full_speed_lose_nothing_and_memory_stays_flat(
         growth = p["rss_end_bytes"] - p["rss_after_warmup_bytes"]
         # Flat: allocator noise, not growth with the session's length.
         assert growth <= max(0.1 * p["rss_after_warmup_bytes"], 32 << 20), (name, p)
+
+
+def test_stages_leave_when_the_supervisor_is_killed(
+    tmp_path, long_wav, whisper_tiny_en_path, tiny_llm
+):
+    sessions = tmp_path / "sessions"
+    args = ["run", "--input", str(long_wav), *_tiny(whisper_tiny_en_path, tiny_llm, sessions)]
+    proc = start(args, cwd=tmp_path)
+    try:
+        _wait_capturing(wait_for(lambda: session_folder(sessions), 120, "the session folder"))
+        pids = [stage_pid(proc.pid, name) for name in STAGES]
+        assert None not in pids
+        os.killpg(proc.pid, signal.SIGKILL)  # the supervisor only: stages run in their own sessions
+        proc.wait(timeout=10)
+
+        def gone() -> bool:
+            return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+        wait_for(gone, 10, "the orphaned stages to leave")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
