@@ -1,0 +1,306 @@
+"""Each manifest item through the streaming cores and through the offline cascade.
+
+Speech, in each replay mode (``unaware``: compute is free; ``aware``: the clocks
+also advance by measured compute): the transcriber replays the clip in
+simulated real time (juno.transcriber.replay); then, for each target language
+the item has a reference in and each k, the translator is fed every committed
+word at its commit time (juno.eval.timeline). Offline: mlx-whisper on the whole
+clip, then mlx-lm on each whole sentence of that transcript.
+
+Text: the source words arrive one per tick and are translated as one sentence;
+the delays are the source words read (compute-aware latency is for speech only).
+
+An item's result is a plain record, ready for JSON: the report is built from
+these records, and each is written out as soon as its item is done.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from juno.config import Config
+from juno.eval.manifest import Item
+from juno.eval.score import lagging, speech_delays_ms
+from juno.eval.timeline import Arrival, TimelineStats, Written, translate_timeline
+from juno.languages import language_name
+
+MODES = ("unaware", "aware")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one evaluation runs."""
+
+    # Wait-k values, one streaming run each.
+    ks: tuple[int, ...]
+    # Target stream start position (see juno.simul.engine).
+    phi: int | str
+    # Target languages; None: every language an item has a reference in.
+    targets: tuple[str, ...] | None = None
+    # Replay modes for speech.
+    modes: tuple[str, ...] = MODES
+    # Audio fed per replay tick.
+    chunk_s: float = 0.1
+    # Also run the offline cascade (the ceiling).
+    offline: bool = True
+
+
+def _num(x: float | None) -> float | None:
+    """JSON has no NaN: an undefined figure is null."""
+    return None if x is None or math.isnan(x) else x
+
+
+class Evaluator:
+    """Holds the models; turns one item into its record."""
+
+    def __init__(self, cfg: Config, settings: Settings) -> None:
+        self.cfg = cfg
+        self.settings = settings
+        self.whisper: Any = None
+        self.whisper_path = None
+        self.llm: Any = None
+        self.tokenizer: Any = None
+        self.llm_path = None
+        self._translators: dict[tuple[str, str, int], Any] = {}
+
+    def targets(self, item: Item) -> list[str]:
+        """Target languages this item is translated into: those with a reference."""
+        chosen = self.settings.targets
+        return sorted(t for t in item.translations if chosen is None or t in chosen)
+
+    def load(self, items: list[Item]) -> None:
+        """Load (and warm up) the models the items need, before anything is timed."""
+        if any(i.kind == "speech" for i in items):
+            from juno.models.loading import load_whisper, whisper_dtype
+            from juno.transcriber.whisper_window import WhisperWindow
+
+            self.whisper, self.whisper_path = load_whisper(self.cfg.transcribe.model, self.cfg)
+            WhisperWindow(self.whisper).warm_up()
+            if self.settings.offline:
+                from mlx_whisper.transcribe import ModelHolder
+
+                # mlx-whisper's transcribe keeps its own copy: load it now, untimed.
+                ModelHolder.get_model(str(self.whisper_path), whisper_dtype())
+        if any(self.targets(i) for i in items):
+            from juno.models.loading import load_llm
+
+            self.llm, self.tokenizer, self.llm_path = load_llm(self.cfg.translate.model, self.cfg)
+            warm = self._translator("en", "fr", self.settings.ks[0])
+            warm.feed("Hello.")
+            warm.finish()
+
+    def _translator(self, source: str, target: str, k: int) -> Any:
+        """One translator per language pair and k; it is back at its prefix after each item."""
+        key = (source, target, k)
+        if key not in self._translators:
+            from juno.simul.build import make_translator
+
+            self._translators[key] = make_translator(
+                self.llm,
+                self.tokenizer,
+                self.cfg,
+                source_language=language_name(source),
+                target_language=language_name(target),
+                wait_k=k,
+                phi=self.settings.phi,
+            )
+        return self._translators[key]
+
+    # -- one item ---------------------------------------------------------------
+
+    def run_item(self, item: Item, progress: Callable[[str], None] = lambda _: None) -> dict:
+        """The item's record: transcripts, translations, latencies, compute, memory."""
+        record: dict[str, Any] = {
+            "id": item.id,
+            "kind": item.kind,
+            "lang": item.lang,
+            "transcript_ref": item.transcript,
+            "references": {t: item.translations[t] for t in self.targets(item)},
+            "asr": [],
+            "mt": [],
+        }
+        if item.kind == "speech":
+            self._speech(item, record, progress)
+        else:
+            self._text(item, record, progress)
+        return record
+
+    def _speech(self, item: Item, record: dict, progress: Callable[[str], None]) -> None:
+        from juno.audio import load_audio
+
+        audio = load_audio(item.audio)
+        audio_s = len(audio) / 16000
+        record.update(audio=str(item.audio), audio_s=audio_s, source_length=1000 * audio_s)
+        record["unit"] = "ms"
+        for mode in self.settings.modes:
+            progress(f"{mode} transcription")
+            arrivals, text, asr_s, asr_peak, end_s = self._replay(item, audio, mode)
+            record["asr"].append(_asr_run("streaming", mode, text, asr_s, asr_peak))
+            for target in self.targets(item):
+                for k in self.settings.ks:
+                    progress(f"{mode} wait-{k} {target}")
+                    translator = self._translator(item.lang, target, k)
+                    stats = TimelineStats()
+                    peak = _reset_peak()
+                    written = translate_timeline(
+                        translator, arrivals, end_s, mode == "aware", stats
+                    )
+                    delays = speech_delays_ms([w.time_s for w in written])
+                    run = _mt_run(target, k, mode, written, delays, record, item)
+                    run["first_word"] = _num(written[0].time_s if written else math.nan)
+                    run["compute_s"] = asr_s + stats.compute_s
+                    run["rtf"] = run["compute_s"] / audio_s
+                    run["peak_bytes"] = max(asr_peak, peak())
+                    record["mt"].append(run)
+        if self.settings.offline:
+            self._speech_offline(item, audio, record, progress)
+
+    def _replay(self, item: Item, audio: Any, mode: str):
+        from juno.transcriber.build import make_transcriber
+        from juno.transcriber.replay import ReplayStats, replay
+
+        stepper = make_transcriber(self.whisper, self.cfg, language=item.lang)
+        stats = ReplayStats()
+        peak = _reset_peak()
+        emitted = list(replay(stepper, audio, self.settings.chunk_s, mode == "aware", stats))
+        arrivals = [Arrival(e.emitted_s, e.word.text, e.word.sentence_end) for e in emitted]
+        text = " ".join(e.word.text for e in emitted)
+        # The end of stream follows the last commit (the replay's finish).
+        end_s = max([stats.audio_s, *(a.time_s for a in arrivals)])
+        return arrivals, text, stats.compute_s, peak(), end_s
+
+    def _speech_offline(
+        self, item: Item, audio: Any, record: dict, progress: Callable[[str], None]
+    ) -> None:
+        import mlx.core as mx
+        import mlx_whisper
+
+        from juno.models.loading import whisper_dtype
+
+        progress("offline transcription")
+        peak = _reset_peak()
+        start = time.perf_counter()
+        text = mlx_whisper.transcribe(
+            audio,
+            path_or_hf_repo=str(self.whisper_path),
+            language=item.lang,
+            fp16=whisper_dtype() == mx.float16,
+        )["text"].strip()
+        asr_s = time.perf_counter() - start
+        asr_peak = peak()
+        record["asr"].append(_asr_run("offline", "offline", text, asr_s, asr_peak))
+        audio_s = record["audio_s"]
+        for target in self.targets(item):
+            progress(f"offline {target}")
+            peak = _reset_peak()
+            hyp, mt_s = self._offline_translation(text, item.lang, target, split=True)
+            compute_s = asr_s + mt_s
+            mem = max(asr_peak, peak())
+            for mode in self.settings.modes:
+                # The whole translation is shown once the clip is over (and, aware, computed).
+                shown_s = audio_s + (compute_s if mode == "aware" else 0.0)
+                written = [Written(w, shown_s, 0) for w in hyp.split()]
+                delays = speech_delays_ms([w.time_s for w in written])
+                run = _mt_run(target, None, mode, written, delays, record, item)
+                run["first_word"] = shown_s if written else None
+                run.update(compute_s=compute_s, rtf=compute_s / audio_s, peak_bytes=mem)
+                record["mt"].append(run)
+
+    def _offline_translation(
+        self, text: str, source: str, target: str, split: bool
+    ) -> tuple[str, float]:
+        """Whole-sentence translation (each sentence of ``text`` when split): text, seconds."""
+        from juno.commands.smoke import translate_offline
+        from juno.commands.translate import sentences
+
+        parts = [" ".join(s) for s in sentences(iter([text]))] if split else [text]
+        start = time.perf_counter()
+        out = [
+            translate_offline(
+                self.llm,
+                self.tokenizer,
+                part,
+                language_name(source),
+                language_name(target),
+                self.cfg.translate.system_prompt,
+            )
+            for part in parts
+        ]
+        return " ".join(o for o in out if o), time.perf_counter() - start
+
+    # -- text -------------------------------------------------------------------
+
+    def _text(self, item: Item, record: dict, progress: Callable[[str], None]) -> None:
+        words = item.source.split()
+        record.update(source=item.source, source_length=len(words), unit="words")
+        # One word per tick; the sentence ends with its last word.
+        arrivals = [
+            Arrival(i + 1.0, w, sentence_end=i == len(words) - 1) for i, w in enumerate(words)
+        ]
+        for target in self.targets(item):
+            for k in self.settings.ks:
+                progress(f"wait-{k} {target}")
+                stats = TimelineStats()
+                peak = _reset_peak()
+                translator = self._translator(item.lang, target, k)
+                written = translate_timeline(translator, arrivals, float(len(words)), False, stats)
+                delays = [float(w.source_words) for w in written]
+                run = _mt_run(target, k, "unaware", written, delays, record, item)
+                run["first_word"] = delays[0] if delays else None
+                run.update(compute_s=stats.compute_s, rtf=None, peak_bytes=peak())
+                record["mt"].append(run)
+            if self.settings.offline:
+                progress(f"offline {target}")
+                peak = _reset_peak()
+                hyp, mt_s = self._offline_translation(item.source, item.lang, target, split=False)
+                written = [Written(w, 0.0, len(words)) for w in hyp.split()]
+                delays = [float(len(words))] * len(written)
+                run = _mt_run(target, None, "unaware", written, delays, record, item)
+                run["first_word"] = delays[0] if delays else None
+                run.update(compute_s=mt_s, rtf=None, peak_bytes=peak())
+                record["mt"].append(run)
+
+
+def _reset_peak() -> Callable[[], int]:
+    """Reset MLX's peak memory counter; the returned call reads the peak since."""
+    import mlx.core as mx
+
+    mx.reset_peak_memory()
+    return lambda: int(mx.get_peak_memory())
+
+
+def _asr_run(setting: str, mode: str, text: str, compute_s: float, peak: int) -> dict:
+    return {
+        "setting": setting,
+        "mode": mode,
+        "text": text,
+        "compute_s": compute_s,
+        "peak_bytes": peak,
+    }
+
+
+def _mt_run(
+    target: str,
+    k: int | None,
+    mode: str,
+    written: list[Written],
+    delays: list[float],
+    record: dict,
+    item: Item,
+) -> dict:
+    """A translation run's text and latency (the caller adds compute and memory)."""
+    lag = lagging(delays, record["source_length"], item.translations.get(target))
+    return {
+        "target": target,
+        "setting": f"wait-{k}" if k is not None else "offline",
+        "k": k,
+        "mode": mode,
+        "text": " ".join(w.text for w in written),
+        "delays": [round(d, 1) for d in delays],
+        "al": _num(lag.al),
+        "laal": _num(lag.laal),
+    }
