@@ -99,7 +99,7 @@ def _out_dir(path: Path | None) -> Path:
     return path
 
 
-def _run_info(args, cfg: Config, settings, evaluator, items, started: float) -> dict:
+def _run_info(args, cfg: Config, settings, evaluator, items, machine: dict, started: float) -> dict:
     from juno.eval import provenance
 
     models = {}
@@ -128,7 +128,7 @@ def _run_info(args, cfg: Config, settings, evaluator, items, started: float) -> 
         "config": to_dict(cfg),
         "juno_commit": provenance.git_commit(),
         "packages": provenance.package_versions(),
-        "machine": provenance.machine(),
+        "machine": machine,
         # ru_maxrss is in KiB on Linux, bytes on macOS.
         "peak_rss_gb": rss * (1 if sys.platform == "darwin" else 1024) / 1e9,
     }
@@ -137,6 +137,7 @@ def _run_info(args, cfg: Config, settings, evaluator, items, started: float) -> 
 def run(args: argparse.Namespace, cfg: Config) -> int:
     from tqdm import tqdm
 
+    from juno.eval import provenance
     from juno.eval import report as report_mod
     from juno.eval.manifest import load_manifest
     from juno.eval.plot import plot
@@ -150,6 +151,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     items = load_manifest(args.manifest)
     items = items[: args.limit] if args.limit else items
     started = time.time()
+    machine = provenance.machine()  # the load average before this run adds its own
     evaluator = Evaluator(cfg, settings)
     evaluator.load(items)
     out = _out_dir(args.out)
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         finally:
             bar.close()
 
-    info = _run_info(args, cfg, settings, evaluator, items, started)
+    info = _run_info(args, cfg, settings, evaluator, items, machine, started)
     report = report_mod.build(records, info, len(items), interrupted)
     report_mod.write_json(report, out / "report.json")
     text = report_mod.markdown(report)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from juno.audio import SAMPLE_RATE_HZ
 from juno.config import Config
 from juno.eval.manifest import Item
 from juno.eval.score import lagging, speech_delays_ms
@@ -47,6 +48,18 @@ class Settings:
     chunk_s: float = 0.1
     # Also run the offline cascade (the ceiling).
     offline: bool = True
+
+
+@dataclass(frozen=True)
+class Heard:
+    """What a streaming transcription of a clip gave the translator."""
+
+    arrivals: list[Arrival]
+    text: str
+    # Stream time of the end of stream (after the last commit).
+    end_s: float
+    compute_s: float
+    peak_bytes: int
 
 
 def _num(x: float | None) -> float | None:
@@ -133,13 +146,14 @@ class Evaluator:
         from juno.audio import load_audio
 
         audio = load_audio(item.audio)
-        audio_s = len(audio) / 16000
+        audio_s = len(audio) / SAMPLE_RATE_HZ
         record.update(audio=str(item.audio), audio_s=audio_s, source_length=1000 * audio_s)
         record["unit"] = "ms"
         for mode in self.settings.modes:
             progress(f"{mode} transcription")
-            arrivals, text, asr_s, asr_peak, end_s = self._replay(item, audio, mode)
-            record["asr"].append(_asr_run("streaming", mode, text, asr_s, asr_peak))
+            heard = self._replay(item, audio, mode)
+            asr_s, asr_peak = heard.compute_s, heard.peak_bytes
+            record["asr"].append(_asr_run("streaming", mode, heard.text, asr_s, asr_peak))
             for target in self.targets(item):
                 for k in self.settings.ks:
                     progress(f"{mode} wait-{k} {target}")
@@ -147,7 +161,7 @@ class Evaluator:
                     stats = TimelineStats()
                     peak = _reset_peak()
                     written = translate_timeline(
-                        translator, arrivals, end_s, mode == "aware", stats
+                        translator, heard.arrivals, heard.end_s, mode == "aware", stats
                     )
                     delays = speech_delays_ms([w.time_s for w in written])
                     run = _mt_run(target, k, mode, written, delays, record, item)
@@ -159,7 +173,7 @@ class Evaluator:
         if self.settings.offline:
             self._speech_offline(item, audio, record, progress)
 
-    def _replay(self, item: Item, audio: Any, mode: str):
+    def _replay(self, item: Item, audio: Any, mode: str) -> Heard:
         from juno.transcriber.build import make_transcriber
         from juno.transcriber.replay import ReplayStats, replay
 
@@ -171,7 +185,7 @@ class Evaluator:
         text = " ".join(e.word.text for e in emitted)
         # The end of stream follows the last commit (the replay's finish).
         end_s = max([stats.audio_s, *(a.time_s for a in arrivals)])
-        return arrivals, text, stats.compute_s, peak(), end_s
+        return Heard(arrivals, text, end_s, stats.compute_s, peak())
 
     def _speech_offline(
         self, item: Item, audio: Any, record: dict, progress: Callable[[str], None]
