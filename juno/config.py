@@ -81,6 +81,8 @@ class TranslateConfig:
     one_line: bool = True
     # When the model would end before the sentence is read, read another word (k is a floor).
     read_on_end: bool = True
+    # With read_on_end: a sentence-final mark (. ! ?) before the source end also reads instead.
+    read_on_sentence_end: bool = False
     # Sampling temperature; 0 is greedy.
     temp: float = 0.0
     # Nucleus sampling threshold; 1.0 disables it.

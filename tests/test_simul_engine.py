@@ -111,6 +111,24 @@ def test_a_model_that_wants_to_end_early_reads_instead(model):
     assert t.cache.slots == t.prefix_slots
 
 
+def test_a_full_stop_before_the_source_end_can_read_instead(model):
+    period = CHARS.index(".")
+    for opt_in in (False, True):
+        t = translator(
+            model,
+            wait_k=1,
+            max_tokens_per_word=3,
+            logits_processors=[favour(period)],
+            read_on_sentence_end=opt_in,
+        )
+        t.feed("alpha beta")
+        t.step()
+        # Off: the marks are written, one word per read. On: a mark is a wish to end,
+        # so the words are read and nothing is written while more source may come.
+        assert t.policy.read == 2
+        assert t.policy.written == (0 if opt_in else 2)
+
+
 def test_a_line_break_ends_the_translation_and_waits_for_the_source_end(model):
     t = translator(
         model, wait_k=1, max_tokens_per_word=3, logits_processors=[favour(NEWLINE, 50.0)]

@@ -40,6 +40,7 @@ POLICIES = {
     "plain": {"one_line": False, "read_on_end": False},
     "one-line": {"one_line": True, "read_on_end": False},
     "guarded": {"one_line": True, "read_on_end": True},
+    "guarded-punct": {"one_line": True, "read_on_end": True, "read_on_sentence_end": True},
 }
 FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
 NAMES = {"en": "English", "fr": "French", "de": "German"}
@@ -82,6 +83,7 @@ def _translator(model, tokenizer, cfg: Config, target: str, **kw: Any):
     kw.setdefault("phi", cfg.translate.phi)
     kw.setdefault("one_line", cfg.translate.one_line)
     kw.setdefault("read_on_end", cfg.translate.read_on_end)
+    kw.setdefault("read_on_sentence_end", cfg.translate.read_on_sentence_end)
     return StreamingTranslator(
         model,
         tokenizer,

@@ -28,6 +28,7 @@ def make_translator(
         "max_tokens_per_word": tc.max_tokens_per_word,
         "one_line": tc.one_line,
         "read_on_end": tc.read_on_end,
+        "read_on_sentence_end": tc.read_on_sentence_end,
         "system_prompt": tc.system_prompt,
         "sampler": make_sampler(temp=tc.temp, top_p=tc.top_p),
         "logits_processors": make_logits_processors(repetition_penalty=penalty),

@@ -81,6 +81,13 @@ def line_break_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     return frozenset(i for i, text in enumerate(_token_texts(tokenizer, vocab)) if "\n" in text)
 
 
+def sentence_end_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
+    """Tokens whose text ends with a sentence-final mark (. ! ? and CJK ones)."""
+    marks = (".", "!", "?", "。", "！", "？")
+    texts = _token_texts(tokenizer, vocab)
+    return frozenset(i for i, text in enumerate(texts) if text.rstrip().endswith(marks))
+
+
 def special_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Added (control) tokens, and ids the model has but the tokenizer does not."""
     hf = getattr(tokenizer, "_tokenizer", tokenizer)
@@ -124,6 +131,7 @@ class StreamingTranslator:
         logits_processors: Sequence[Callable[[mx.array, mx.array], mx.array]] = (),
         one_line: bool = True,
         read_on_end: bool = True,
+        read_on_sentence_end: bool = False,
     ) -> None:
         num_layers = check_supported(model)
         if wait_k < 1:
@@ -153,6 +161,11 @@ class StreamingTranslator:
         # When the model would end before the source sentence is read, read more
         # instead of forcing words out of it (masked, it writes junk or commentary).
         self.read_on_end = read_on_end
+        # A sentence-final mark before the source end is the model closing its
+        # translation early too: it reads more instead of writing the mark.
+        self._early_ends = self._ends
+        if read_on_sentence_end:
+            self._early_ends = self._ends | sentence_end_tokens(tokenizer, vocab)
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
@@ -263,7 +276,7 @@ class StreamingTranslator:
                 logits = processor(history, logits)
         logits = mx.where(self._never, -mx.inf, logits)
         if self.read_on_end and not self.policy.eos_allowed:
-            if int(mx.argmax(logits, axis=-1).item()) in self._ends:
+            if int(mx.argmax(logits, axis=-1).item()) in self._early_ends:
                 self._take_back()
                 self.stats.add_target(0, time.perf_counter() - start)
                 return None
