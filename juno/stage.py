@@ -26,6 +26,10 @@ from juno.messages import Done, Error, Heartbeat, Message, Ready, Shutdown, Star
 log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
+# At a normal end, how long a stage waits for the next one to take what it sent
+# (a dead peer is the supervisor's to handle: it kills the waiting stage).
+DRAIN_LINGER_MS = 600_000
+ERROR_LINGER_MS = 1000
 
 
 def rss_bytes() -> int:
@@ -125,8 +129,13 @@ def run(process: str, control_endpoint: str | None, body: Callable[[zmq.Context,
     """Run a stage's body; report failures to the supervisor; the exit code."""
     ctx = zmq.Context()
     control = Control(ctx, control_endpoint, process)
+    # Closing sockets drops what they still hold unless they linger: at a normal
+    # end everything queued (the last audio, end of stream) must reach the next
+    # stage, however long it takes; a failure's last word gets a moment; a stop, none.
+    linger_ms = ERROR_LINGER_MS
     try:
         body(ctx, control)
+        linger_ms = 0 if control.stop_requested else DRAIN_LINGER_MS
         return 0
     except JunoError as e:
         log.error("%s", e)
@@ -140,4 +149,4 @@ def run(process: str, control_endpoint: str | None, body: Callable[[zmq.Context,
         control.error(f"{type(e).__name__}: {e}")
         return 1
     finally:
-        ctx.destroy(linger=0)
+        ctx.destroy(linger=linger_ms)
