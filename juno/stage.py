@@ -125,9 +125,29 @@ class Control:
             self.beat()
 
 
+class _Context(zmq.Context):
+    """A context that keeps its sockets until destroyed.
+
+    pyzmq holds sockets weakly: a socket the stage's body let go of would be
+    collected and closed with its own (zero) linger, dropping what it still
+    holds, before :func:`run` can choose how long the sockets may linger.
+    """
+
+    _held: list[zmq.Socket]  # declared: pyzmq takes other attributes for options
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held = []
+
+    def socket(self, *args, **kwargs) -> zmq.Socket:
+        sock = super().socket(*args, **kwargs)
+        self._held.append(sock)
+        return sock
+
+
 def run(process: str, control_endpoint: str | None, body: Callable[[zmq.Context, Control], None]):
     """Run a stage's body; report failures to the supervisor; the exit code."""
-    ctx = zmq.Context()
+    ctx = _Context()
     control = Control(ctx, control_endpoint, process)
     # Closing sockets drops what they still hold unless they linger: at a normal
     # end everything queued (the last audio, end of stream) must reach the next
