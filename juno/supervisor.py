@@ -186,12 +186,10 @@ class Supervisor:
             code = child.popen.poll()
             if code is None or (child.done and code == 0):
                 continue
-            if code == 0 and not child.done:
-                # Exited cleanly without passing end of stream on (stopped by a signal handler).
-                self._take_status()
-                if child.done:
-                    continue
-            self._take_status()  # an Error it sent explains more than its exit code
+            # Its Done may still be queued; an Error it sent explains more than its exit code.
+            self._take_status()
+            if child.done and code == 0:
+                continue
             hint = child.last_log_line()
             raise StageFailed(
                 f"stage '{child.name}' died ({_exit_reason(code)})"

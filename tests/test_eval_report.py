@@ -17,6 +17,7 @@ from juno.cli import main
 from juno.eval import report as report_mod
 from juno.eval import run as run_mod
 from juno.eval.plot import plot
+from juno.eval.run import _asr_run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FR = "ne demandez pas ce que vous"
@@ -39,16 +40,6 @@ def _mt(setting, k, mode, text, delays, al, first, compute_s=1.0):
     }
 
 
-def _asr(setting, mode, text, compute_s, peak):
-    return {
-        "setting": setting,
-        "mode": mode,
-        "text": text,
-        "compute_s": compute_s,
-        "peak_bytes": peak,
-    }
-
-
 def speech_record(name: str) -> dict:
     """A 2 s clip, a 6-word reference; wait-1 writes 2 words at 0.5 s and 1 s."""
     return {
@@ -62,8 +53,8 @@ def speech_record(name: str) -> dict:
         "source_length": 2000.0,
         "unit": "ms",
         "asr": [
-            _asr("streaming", "unaware", "ask not", 1.0, 1_000_000_000),
-            _asr("offline", "offline", "Ask not what", 0.5, 1_500_000_000),
+            _asr_run("streaming", "unaware", "ask not", 1.0, 1_000_000_000),
+            _asr_run("offline", "offline", "Ask not what", 0.5, 1_500_000_000),
         ],
         "mt": [
             _mt("offline", None, "unaware", FR, [2000.0] * 6, 2000.0, 2.0),

@@ -61,22 +61,21 @@ def replay(
         arrived = min(total, max(fed + chunk, int(now * SAMPLE_RATE_HZ) // chunk * chunk))
         stepper.insert_audio(audio[fed:arrived], now)
         fed = arrived
-        start = clock()
-        words = stepper.process(now)
-        spent = clock() - start
-        stats.compute_s += spent
-        if compute_aware:
-            now += spent
+        words, now = _timed(lambda at=now: stepper.process(at), now, compute_aware, stats, clock)
         for word in words:
             yield Emission(word, now)
-    start = clock()
-    words = stepper.finish()
-    spent = clock() - start
-    stats.compute_s += spent
-    if compute_aware:
-        now += spent
+    words, now = _timed(stepper.finish, now, compute_aware, stats, clock)
     for word in words:
         yield Emission(word, now)
+
+
+def _timed(call, now, compute_aware, stats, clock):
+    """Run a step; count its compute, and on the aware clock let time pass by it."""
+    start = clock()
+    words = call()
+    spent = clock() - start
+    stats.compute_s += spent
+    return words, now + spent if compute_aware else now
 
 
 def format_emission(e: Emission) -> str:
