@@ -83,6 +83,10 @@ class TranslateConfig:
     read_on_end: bool = True
     # With read_on_end: a sentence-final mark (. ! ?) before the source end also reads instead.
     read_on_sentence_end: bool = False
+    # Example translations shown before the first sentence (few-shot); 0 for none.
+    examples: int = 2
+    # Never write a token that repeats an n-gram of the sentence's translation; 0 is off.
+    no_repeat_ngram: int = 4
     # Sampling temperature; 0 is greedy.
     temp: float = 0.0
     # Nucleus sampling threshold; 1.0 disables it.

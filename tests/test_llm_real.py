@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from juno import backend, config
-from juno.commands.smoke import translate_offline
 from juno.models.loading import load_llm
+from juno.simul.offline import translate_offline
 
 
 @pytest.mark.real_weights
@@ -21,13 +21,8 @@ def test_the_05b_model_translates_a_sentence_into_french(llm_05b_path: Path) -> 
     if backend.is_linux():  # the CPU BLAS only accelerates float32
         assert model.model.embed_tokens.weight.dtype == mx.float32
     out = translate_offline(
-        model,
-        tokenizer,
-        "I love my family and my friends.",
-        "English",
-        "French",
-        cfg.translate.system_prompt,
-    )
+        model, tokenizer, cfg, "I love my family and my friends.", "en", "fr"
+    ).text
     words = out.lower().replace(".", " ").split()
     assert "famille" in words and "amis" in words, out
     assert "family" not in words and "friends" not in words, out

@@ -74,6 +74,49 @@ def test_prompt_pieces_come_from_the_template():
     assert tok.decode(prompt.header) == "[assistant]"
 
 
+def test_example_turns_go_into_the_prefix_before_the_streamed_sentence():
+    tok = CharTokenizer()
+    prompt = StreamPrompt.from_template(tok, "SYS", [("one", "un"), ("two", "deux")])
+    assert tok.decode(prompt.prefix) == (
+        "[system]SYS\n[user]one\n[assistant]un\n[user]two\n[assistant]deux\n[user]"
+    )
+    assert tok.decode(prompt.header) == "[assistant]"
+
+
+def test_phi_source_plus_n_starts_the_target_n_positions_after_the_source(model):
+    for phi, gap in (("source", 0), ("source+16", 16)):
+        t = translator(model, wait_k=2, phi=phi, max_tokens_per_word=2)
+        t.feed("alpha beta")
+        t.step()
+        source_at_start = t.prefix_slots + len(CharTokenizer().encode("alpha beta"))
+        assert t.cache.state.phi == source_at_start + gap
+
+
+def test_no_repeat_ngram_keeps_a_looping_model_from_repeating_itself(model):
+    # A model that wants "ab" forever: with the guard no letter trigram comes twice.
+    a, b = CHARS.index("a"), CHARS.index("b")
+    loop = mx.zeros((VOCAB,)).at[a].add(60.0).at[b].add(50.0)
+    for n, repeats in ((0, True), (3, False)):
+        t = translator(
+            model,
+            wait_k=1,
+            max_tokens_per_word=4,
+            max_words_per_sentence=4,
+            logits_processors=[lambda tokens, logits: logits + loop],
+            no_repeat_ngram=n,
+            read_on_end=False,
+        )
+        t.feed("one two three four")
+        t.end_sentence()
+        text = "".join(e.piece for e in t.events())  # one token per character
+        # Trigrams that end on a letter (digits, spaces and marks may repeat).
+        grams = [text[i : i + 3] for i in range(len(text) - 2) if text[i + 2].isalpha()]
+        assert len(grams) > 6, text
+        assert (len(grams) != len(set(grams))) is repeats, text
+    with pytest.raises(JunoError):
+        translator(model, no_repeat_ngram=1)
+
+
 def test_no_output_while_starved_then_words_trail_the_source(model):
     t = translator(model, wait_k=3, max_tokens_per_word=4)
     released = []
@@ -191,6 +234,12 @@ def test_stream_generate_responses(model):
 def test_phi_parsing():
     assert parse_phi("source") == "source"
     assert parse_phi("1024") == 1024 and parse_phi(0) == 0
+    assert parse_phi("source+32") == parse_phi(" Source + 32 ") == "source+32"
+    assert parse_phi("source+0") == "source"
+    with pytest.raises(JunoError):
+        parse_phi("source+-3")
+    with pytest.raises(JunoError):
+        parse_phi("source+x")
     with pytest.raises(JunoError):
         parse_phi("-1")
     with pytest.raises(JunoError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from juno.simul.policy import Action, WaitK, ends_word, starts_new_word
+from juno.simul.policy import Action, WaitK, ends_word, repeated_ngram_bans, starts_new_word
 
 EOS = -1
 
@@ -161,3 +161,14 @@ def test_word_limit_before_the_end_stops_reading_and_writing():
     assert [w for w, _ in s.words] == ["x"] and s.policy.read == 1
     s.policy.end_source()
     assert s.run() is Action.FINISH
+
+
+def test_repeated_ngram_bans_name_the_tokens_that_would_close_a_repeat():
+    # "a b c a b" -> writing c would repeat the trigram "a b c".
+    assert repeated_ngram_bans([1, 2, 3, 1, 2], 3) == {3}
+    # Two earlier continuations of the context "1 2" are both banned.
+    assert repeated_ngram_bans([1, 2, 3, 1, 2, 4, 1, 2], 3) == {3, 4}
+    assert repeated_ngram_bans([1, 2, 3, 4], 3) == frozenset()  # no repeat in sight
+    assert repeated_ngram_bans([5, 5], 2) == {5}  # bigram "5 5" would repeat
+    assert repeated_ngram_bans([1, 2], 3) == frozenset()  # too short to repeat
+    assert repeated_ngram_bans([1, 2, 1, 2], 0) == frozenset()  # off

@@ -20,6 +20,7 @@ are shared); raise ``--sentences`` for tighter BLEU.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
@@ -35,15 +36,23 @@ from juno.paths import shared_data
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 PARTS = ("cost", "baseline", "speed", "quality", "memory")
-# Writer policies: the paper's plain wait-k, and the guards added on top of it.
-POLICIES = {
-    "plain": {"one_line": False, "read_on_end": False},
-    "one-line": {"one_line": True, "read_on_end": False},
-    "guarded": {"one_line": True, "read_on_end": True},
-    "guarded-punct": {"one_line": True, "read_on_end": True, "read_on_sentence_end": True},
+# Writer policies, as translate-config overrides: the paper's plain wait-k, then
+# each guard added on top of the one before, so each contribution is measured.
+POLICIES: dict[str, dict[str, Any]] = {
+    "plain": {"one_line": False, "read_on_end": False, "examples": 0, "no_repeat_ngram": 0},
+    "one-line": {"one_line": True, "read_on_end": False, "examples": 0, "no_repeat_ngram": 0},
+    "guarded": {"one_line": True, "read_on_end": True, "examples": 0, "no_repeat_ngram": 0},
+    "primed": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 0},
+    "juno": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 4},
+    "juno-punct": {
+        "one_line": True,
+        "read_on_end": True,
+        "examples": 2,
+        "no_repeat_ngram": 4,
+        "read_on_sentence_end": True,
+    },
 }
 FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
-NAMES = {"en": "English", "fr": "French", "de": "German"}
 
 console = Console()
 
@@ -76,44 +85,21 @@ def _flores(lang: str, n: int | None = None) -> list[str]:
     return lines[:n] if n else lines
 
 
+def _with(cfg: Config, **translate: Any) -> Config:
+    """``cfg`` with translate keys replaced."""
+    return dataclasses.replace(cfg, translate=dataclasses.replace(cfg.translate, **translate))
+
+
 def _translator(model, tokenizer, cfg: Config, target: str, **kw: Any):
-    from juno.simul.engine import StreamingTranslator
+    from juno.simul.build import make_translator
 
-    kw.setdefault("wait_k", cfg.translate.wait_k)
-    kw.setdefault("phi", cfg.translate.phi)
-    kw.setdefault("one_line", cfg.translate.one_line)
-    kw.setdefault("read_on_end", cfg.translate.read_on_end)
-    kw.setdefault("read_on_sentence_end", cfg.translate.read_on_sentence_end)
-    return StreamingTranslator(
-        model,
-        tokenizer,
-        source_language="English",
-        target_language=NAMES[target],
-        max_tokens_per_word=cfg.translate.max_tokens_per_word,
-        system_prompt=cfg.translate.system_prompt,
-        **kw,
-    )
+    return make_translator(model, tokenizer, cfg, source="en", target=target, **kw)
 
 
-def _offline_prompt(tokenizer, cfg: Config, text: str, target: str) -> list[int]:
-    system = cfg.translate.system_prompt.format(source="English", target=NAMES[target])
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": text}]
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+def _offline(model, tokenizer, cfg: Config, text: str, target: str, max_tokens: int | None = None):
+    from juno.simul.offline import translate_offline
 
-
-def _offline(
-    model, tokenizer, cfg: Config, text: str, target: str, max_tokens: int | None = None
-) -> tuple[str, int, float]:
-    """Whole-sentence greedy translation with mlx-lm: (text, tokens, seconds)."""
-    from mlx_lm import stream_generate
-
-    prompt = _offline_prompt(tokenizer, cfg, text, target)
-    max_tokens = max_tokens or 3 * len(prompt) + 20
-    out, n, start = [], 0, time.perf_counter()
-    for r in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens):
-        out.append(r.text)
-        n = r.generation_tokens + r.prompt_tokens
-    return "".join(out).strip(), n, time.perf_counter() - start
+    return translate_offline(model, tokenizer, cfg, text, "en", target, max_tokens)
 
 
 def _table(title: str, columns: list[str]) -> Table:
@@ -190,9 +176,9 @@ def _retranslate(model, tokenizer, cfg: Config, words: list[str]) -> tuple[float
         text = " ".join(words[:n])
         # Cap like the streaming runaway guard: a translation of about the source's length.
         cap = 2 * len(tokenizer.encode(text)) + 10
-        _, tokens, seconds = _offline(model, tokenizer, cfg, text, "fr", max_tokens=cap)
-        total_s += seconds
-        total_tokens += tokens
+        offline = _offline(model, tokenizer, cfg, text, "fr", max_tokens=cap)
+        total_s += offline.seconds
+        total_tokens += offline.tokens
     return total_s, total_tokens
 
 
@@ -235,7 +221,9 @@ def part_speed(model, tokenizer, cfg: Config) -> None:
 
     sentence = _flores("en", 4)[3]
     words = sentence.split()
-    prompt = _offline_prompt(tokenizer, cfg, sentence, "fr")
+    from juno.simul.offline import offline_prompt
+
+    prompt = offline_prompt(tokenizer, cfg, sentence, "en", "fr")
     ours, theirs = [], []
     for _ in range(2):  # alternate, keep the best: the cores are shared
         translator = _translator(model, tokenizer, cfg, "fr", wait_k=len(words) + 1)
@@ -319,28 +307,30 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
         refs = _flores(tgt, args.sentences)
         table = _table(
             f"(d) {src}->{tgt}, {len(sources)} FLORES-200 dev sentences, greedy",
-            ["setting", "BLEU", "chrF", "AL", "LAAL", "words/sent."],
+            ["setting", "BLEU", "chrF", "AL", "LAAL", "words/sent.", "BLEU vs offline"],
         )
-        offline = [_offline(model, tokenizer, cfg, s, tgt)[0] for s in sources]
-        variants = {"offline": offline}
-        if any(POLICIES[p]["one_line"] for p in policies):
-            # The same rule as the one-line writer: the translation ends at the first line.
-            variants["offline, first line"] = [h.strip().split("\n")[0] for h in offline]
-        for name, hyps in variants.items():
-            # Offline writes every word after the whole source: delay = source length.
+        # Offline with the same prompt as each policy (example turns or none):
+        # the first line of a whole-sentence translation, every word at the source end.
+        offline: dict[int, float] = {}
+        for n in sorted({POLICIES[p]["examples"] for p in policies}):
+            pcfg = _with(cfg, examples=n)
+            hyps = [_offline(model, tokenizer, pcfg, s, tgt).text for s in sources]
             delays = [[len(s.split())] * len(h.split()) for s, h in zip(sources, hyps, strict=True)]
             cells, signature = _score(hyps, delays, sources, refs)
-            table.add_row(name, *cells)
+            offline[n] = float(cells[0])
+            table.add_row(f"offline, {n} examples", *cells, "1.00")
+            console.print(f"  {pair} offline, {n} examples: {hyps[0]}", style="dim")
         for policy in policies:
+            pcfg = _with(cfg, **POLICIES[policy])
             for phi in phis:
                 for k in ks:
-                    translator = _translator(
-                        model, tokenizer, cfg, tgt, wait_k=k, phi=phi, **POLICIES[policy]
-                    )
+                    translator = _translator(model, tokenizer, pcfg, tgt, wait_k=k, phi=phi)
                     hyps, delays = _stream_sentences(translator, sources)
                     cells, signature = _score(hyps, delays, sources, refs)
+                    base = offline[POLICIES[policy]["examples"]]
+                    ratio = f"{float(cells[0]) / base:.2f}" if base else "-"
                     label = f"wait-{k} phi={phi} {policy}"
-                    table.add_row(label, *cells)
+                    table.add_row(label, *cells, ratio)
                     console.print(f"  {pair} {label}: {hyps[0]}", style="dim")
         console.print(table)
     if signature is not None:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from juno.config import Config
-from juno.languages import language_name
 from juno.paths import shared_data
 
 DEFAULT_AUDIO = (
@@ -26,24 +25,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", help="target language code (default: config target_language)")
 
 
-def translate_offline(model, tokenizer, text: str, source: str, target: str, prompt: str) -> str:
-    """Translate one whole text greedily with the chat template."""
-    from mlx_lm import generate
-
-    messages = [
-        {"role": "system", "content": prompt.format(source=source, target=target)},
-        {"role": "user", "content": text},
-    ]
-    rendered = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    out = generate(model, tokenizer, rendered, max_tokens=4 * len(text.split()) + 16)
-    return out.strip().splitlines()[0].strip() if out.strip() else ""
-
-
 def run(args: argparse.Namespace, cfg: Config) -> int:
     import mlx_whisper
 
     from juno.audio import load_audio
     from juno.models.loading import load_llm, load_whisper
+    from juno.simul.offline import translate_offline
 
     target = args.target or cfg.target_language
     audio = load_audio(args.audio or shared_data() / "audio" / "jfk.flac")
@@ -62,13 +49,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     model, tokenizer, llm_path = load_llm(cfg.translate.model, cfg)
     start = time.perf_counter()
     translation = translate_offline(
-        model,
-        tokenizer,
-        transcript,
-        language_name(cfg.source_language),
-        language_name(target),
-        cfg.translate.system_prompt,
-    )
+        model, tokenizer, cfg, transcript, cfg.source_language, target
+    ).text
     mt_s = time.perf_counter() - start
     print(f"translation → {target} ({llm_path.name}, {mt_s:.1f} s): {translation}")
     return 0

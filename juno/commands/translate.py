@@ -79,11 +79,13 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if args.wait_k is not None:
         overrides["wait_k"] = args.wait_k
     if args.source:
-        overrides["source_language"] = language_name(args.source)
+        language_name(args.source)  # an unknown code fails before the model loads
     if args.target:
-        overrides["target_language"] = language_name(args.target)
+        language_name(args.target)
     model, tokenizer, _ = load_llm(args.model or tc.model, cfg)
-    translator = make_translator(model, tokenizer, cfg, **overrides)
+    translator = make_translator(
+        model, tokenizer, cfg, source=args.source, target=args.target, **overrides
+    )
     out = _Printer(args.show_delays)
     pace = 1.0 / args.words_per_second if args.words_per_second else 0.0
     next_at = time.monotonic()

@@ -27,7 +27,6 @@ from juno.config import Config
 from juno.eval.manifest import Item
 from juno.eval.score import lagging, speech_delays_ms
 from juno.eval.timeline import Arrival, TimelineStats, Written, translate_timeline
-from juno.languages import language_name
 
 MODES = ("unaware", "aware")
 
@@ -116,8 +115,8 @@ class Evaluator:
                 self.llm,
                 self.tokenizer,
                 self.cfg,
-                source_language=language_name(source),
-                target_language=language_name(target),
+                source=source,
+                target=target,
                 wait_k=k,
                 phi=self.settings.phi,
             )
@@ -228,20 +227,13 @@ class Evaluator:
         self, text: str, source: str, target: str, split: bool
     ) -> tuple[str, float]:
         """Whole-sentence translation (each sentence of ``text`` when split): text, seconds."""
-        from juno.commands.smoke import translate_offline
         from juno.commands.translate import sentences
+        from juno.simul.offline import translate_offline
 
         parts = [" ".join(s) for s in sentences(iter([text]))] if split else [text]
         start = time.perf_counter()
         out = [
-            translate_offline(
-                self.llm,
-                self.tokenizer,
-                part,
-                language_name(source),
-                language_name(target),
-                self.cfg.translate.system_prompt,
-            )
+            translate_offline(self.llm, self.tokenizer, self.cfg, part, source, target).text
             for part in parts
         ]
         return " ".join(o for o in out if o), time.perf_counter() - start

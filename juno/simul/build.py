@@ -7,22 +7,32 @@ from typing import Any
 from juno.config import Config
 from juno.languages import language_name
 from juno.simul.engine import StreamingTranslator, parse_phi
+from juno.simul.examples import examples_for
 
 
 def make_translator(
-    model: Any, tokenizer: Any, cfg: Config, **overrides: Any
+    model: Any,
+    tokenizer: Any,
+    cfg: Config,
+    *,
+    source: str | None = None,
+    target: str | None = None,
+    **overrides: Any,
 ) -> StreamingTranslator:
-    """A translator for the config's languages and translate section.
+    """A translator for the config's translate section.
 
-    ``overrides`` replace constructor arguments (wait_k, phi, languages...).
+    ``source`` and ``target`` are language codes (default: the config's);
+    ``overrides`` replace constructor arguments (wait_k, phi, one_line...).
     """
     from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
     tc = cfg.translate
+    source = source or cfg.source_language
+    target = target or cfg.target_language
     penalty = tc.repetition_penalty if tc.repetition_penalty != 1.0 else None
     kwargs: dict[str, Any] = {
-        "source_language": language_name(cfg.source_language),
-        "target_language": language_name(cfg.target_language),
+        "source_language": language_name(source),
+        "target_language": language_name(target),
         "wait_k": tc.wait_k,
         "phi": parse_phi(tc.phi),
         "max_tokens_per_word": tc.max_tokens_per_word,
@@ -30,6 +40,8 @@ def make_translator(
         "read_on_end": tc.read_on_end,
         "read_on_sentence_end": tc.read_on_sentence_end,
         "system_prompt": tc.system_prompt,
+        "examples": examples_for(source, target, tc.examples),
+        "no_repeat_ngram": tc.no_repeat_ngram,
         "sampler": make_sampler(temp=tc.temp, top_p=tc.top_p),
         "logits_processors": make_logits_processors(repetition_penalty=penalty),
     }

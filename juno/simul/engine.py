@@ -24,11 +24,11 @@ import mlx.core as mx
 
 from juno.errors import JunoError
 from juno.simul.cache import DualStreamCache, Stream
-from juno.simul.policy import Action, TargetWord, WaitK
+from juno.simul.policy import Action, TargetWord, WaitK, repeated_ngram_bans
 from juno.simul.prompt import StreamPrompt, encode_word
 from juno.simul.support import check_supported
 
-Phi = int | str  # an int, or "source": the source length read at the first write
+Phi = int | str  # an int, "source" (the source length read at the first write) or "source+N"
 
 DEFAULT_SYSTEM_PROMPT = (
     "Translate the following {source} text into {target}. Output only the translation."
@@ -36,19 +36,38 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 def parse_phi(value: int | str) -> Phi:
-    """``"source"`` or a non-negative integer (config files give it as text)."""
+    """A non-negative integer, ``"source"`` or ``"source+N"`` (config files give text).
+
+    ``"source+N"`` starts the target N positions after the source read at the
+    first write, leaving room for the source words still to come.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         phi = value
-    elif str(value).strip().lower() == "source":
-        return "source"
     else:
+        text = str(value).strip().lower().replace(" ", "")
+        if text == "source":
+            return "source"
         try:
-            phi = int(str(value).strip())
+            if text.startswith("source+"):
+                gap = int(text.removeprefix("source+"))
+                if gap < 0:
+                    raise ValueError
+                return f"source+{gap}" if gap else "source"
+            phi = int(text)
         except ValueError:
-            raise JunoError(f"phi must be 'source' or an integer, got {value!r}") from None
+            raise JunoError(
+                f"phi must be 'source', 'source+N' or an integer, got {value!r}"
+            ) from None
     if phi < 0:
         raise JunoError(f"phi must not be negative, got {phi}")
     return phi
+
+
+def _phi_gap(phi: Phi) -> int | None:
+    """N of ``"source+N"`` (0 for ``"source"``); None for a fixed position."""
+    if isinstance(phi, int):
+        return None
+    return int(phi.removeprefix("source").removeprefix("+") or 0)
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,8 @@ class StreamingTranslator:
         one_line: bool = True,
         read_on_end: bool = True,
         read_on_sentence_end: bool = False,
+        examples: Sequence[tuple[str, str]] = (),
+        no_repeat_ngram: int = 0,
     ) -> None:
         num_layers = check_supported(model)
         if wait_k < 1:
@@ -144,7 +165,7 @@ class StreamingTranslator:
         )
         template = system_prompt or DEFAULT_SYSTEM_PROMPT
         system = template.format(source=source_language, target=target_language)
-        self.prompt = StreamPrompt.from_template(tokenizer, system)
+        self.prompt = StreamPrompt.from_template(tokenizer, system, examples)
         self.sampler = sampler or (lambda logprobs: mx.argmax(logprobs, axis=-1))
         self.logits_processors = list(logits_processors)
         eos = sorted(tokenizer.eos_token_ids)
@@ -166,6 +187,14 @@ class StreamingTranslator:
         self._early_ends = self._ends
         if read_on_sentence_end:
             self._early_ends = self._ends | sentence_end_tokens(tokenizer, vocab)
+        # A token that would repeat an n-gram of this sentence's translation is
+        # never written (a small model loops); digits, spaces and marks may repeat.
+        if no_repeat_ngram < 0 or no_repeat_ngram == 1:
+            raise JunoError(f"no_repeat_ngram must be 0 (off) or at least 2, got {no_repeat_ngram}")
+        self.no_repeat_ngram = no_repeat_ngram
+        texts = _token_texts(tokenizer, vocab)
+        self._wordy = frozenset(i for i, t in enumerate(texts) if any(c.isalpha() for c in t))
+        self._vocab = vocab
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
@@ -258,7 +287,8 @@ class StreamingTranslator:
 
     def _start(self) -> None:
         """First write of the sentence: fix phi and encode the assistant header."""
-        phi = self.cache.source_len if self.phi == "source" else self.phi
+        gap = _phi_gap(self.phi)
+        phi = self.phi if gap is None else self.cache.source_len + gap
         self.cache.set_phi(phi)
         start = time.perf_counter()
         self._target_forward(list(self.prompt.header), timed=False)
@@ -275,6 +305,10 @@ class StreamingTranslator:
             for processor in self.logits_processors:
                 logits = processor(history, logits)
         logits = mx.where(self._never, -mx.inf, logits)
+        if self.no_repeat_ngram:
+            banned = repeated_ngram_bans(self._tokens, self.no_repeat_ngram) & self._wordy
+            if banned:
+                logits = mx.where(_mask(self._vocab, banned), -mx.inf, logits)
         if self.read_on_end and not self.policy.eos_allowed:
             if int(mx.argmax(logits, axis=-1).item()) in self._early_ends:
                 self._take_back()

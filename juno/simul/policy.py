@@ -50,6 +50,16 @@ def ends_word(word_text: str) -> bool:
     return bool(text) and text[-1] in WORD_END_PUNCTUATION
 
 
+def repeated_ngram_bans(history: list[int], n: int) -> frozenset[int]:
+    """Tokens that would complete an ``n``-gram already in ``history``."""
+    if n < 2 or len(history) < n:
+        return frozenset()
+    context = history[len(history) - n + 1 :]
+    return frozenset(
+        history[i + n - 1] for i in range(len(history) - n + 1) if history[i : i + n - 1] == context
+    )
+
+
 @dataclass(frozen=True)
 class TargetWord:
     """One finished target word."""

@@ -11,6 +11,7 @@ any template (ChatML, Llama 3, ...) without hard-coding one:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,24 @@ from juno.errors import JunoError
 _PLACEHOLDER = "JUNOSOURCEPLACEHOLDER"
 
 
+def chat_messages(
+    system: str, text: str, examples: Sequence[tuple[str, str]] = ()
+) -> list[dict[str, str]]:
+    """The conversation that asks for ``text``: system, example turns, then the text.
+
+    The streaming prompt and the offline translation both use it, so the two
+    are measured with the same prompt.
+    """
+    messages = [{"role": "system", "content": system}]
+    for source, target in examples:
+        messages += [
+            {"role": "user", "content": source},
+            {"role": "assistant", "content": target},
+        ]
+    messages.append({"role": "user", "content": text})
+    return messages
+
+
 @dataclass(frozen=True)
 class StreamPrompt:
     prefix: tuple[int, ...]  # system prompt + user-turn header
@@ -27,12 +46,15 @@ class StreamPrompt:
     header: tuple[int, ...]  # assistant-turn header
 
     @classmethod
-    def from_template(cls, tokenizer: Any, system: str) -> StreamPrompt:
-        """Cut the pieces from ``tokenizer``'s chat template (an mlx-lm tokenizer)."""
-        messages = [
-            {"role": "system", "content": system},
-            {"role": "user", "content": _PLACEHOLDER},
-        ]
+    def from_template(
+        cls, tokenizer: Any, system: str, examples: Sequence[tuple[str, str]] = ()
+    ) -> StreamPrompt:
+        """Cut the pieces from ``tokenizer``'s chat template (an mlx-lm tokenizer).
+
+        ``examples`` (source, translation) turns go into the prefix, before the
+        streamed sentence.
+        """
+        messages = chat_messages(system, _PLACEHOLDER, examples)
         try:
             # enable_thinking=False: Qwen3's template then closes the thinking block.
             full = tokenizer.apply_chat_template(

@@ -1,0 +1,61 @@
+"""Offline translation of a finished sentence: the reference the streaming one is held to.
+
+Greedy, with the same conversation as the streaming prompt (system prompt and
+example turns) so that the two differ only in when the source is seen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from juno.config import Config
+from juno.languages import language_name
+from juno.simul.examples import examples_for
+from juno.simul.prompt import chat_messages
+
+
+@dataclass(frozen=True)
+class OfflineTranslation:
+    text: str  # the translation: the model's first line (comments may follow it)
+    tokens: int  # prompt and generated tokens
+    seconds: float
+
+
+def offline_prompt(tokenizer: Any, cfg: Config, text: str, source: str, target: str) -> list[int]:
+    """Token ids of the chat that asks for ``text`` (language codes)."""
+    system = cfg.translate.system_prompt.format(
+        source=language_name(source), target=language_name(target)
+    )
+    examples = examples_for(source, target, cfg.translate.examples)
+    messages = chat_messages(system, text, examples)
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+
+
+def translate_offline(
+    model: Any,
+    tokenizer: Any,
+    cfg: Config,
+    text: str,
+    source: str,
+    target: str,
+    max_tokens: int | None = None,
+) -> OfflineTranslation:
+    """Translate one whole text greedily (mlx-lm's ``stream_generate``).
+
+    Generation stops at the end of the first line, as the streaming writer's
+    one-line rule does.
+    """
+    from mlx_lm import stream_generate
+
+    prompt = offline_prompt(tokenizer, cfg, text, source, target)
+    max_tokens = max_tokens or 4 * len(tokenizer.encode(text)) + 20
+    out, n, start = "", 0, time.perf_counter()
+    for r in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens):
+        out += r.text
+        n = r.generation_tokens + r.prompt_tokens
+        if "\n" in out.strip():
+            break
+    line = out.strip().split("\n")[0].strip()
+    return OfflineTranslation(line, n, time.perf_counter() - start)

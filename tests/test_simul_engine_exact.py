@@ -1,0 +1,127 @@
+"""The engine's logits equal one forward pass with the paper's mask, under every policy.
+
+The cache test (``test_simul_cache``) drives the cache by hand; this one runs
+the whole :class:`StreamingTranslator` (its reads, header, writes, early-end
+take-backs, n-gram bans, example turns and phi layouts) and records, for every
+target token left in the cache, the source length it saw. At each sentence's
+end every logit row the engine sampled from must equal the reference forward
+pass over the prefix, the source read and the target written, with the mask
+where target token j sees the source its cache entry saw.
+"""
+
+from __future__ import annotations
+
+import mlx.core as mx
+import pytest
+from test_simul_cache import TOLERANCE, reference_logits, tiny_model
+from test_simul_engine import EOS, VOCAB, CharTokenizer
+
+from juno.simul.engine import StreamingTranslator
+
+
+class Recorder(StreamingTranslator):
+    """The engine, recording what the reference pass needs; checks each sentence."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.source_ids: list[int] = []
+        self.target_ids: list[int] = []
+        self.seen: list[int] = []  # source tokens each cached target token saw
+        self.rows: dict[int, mx.array] = {}  # target index -> the logits sampled after it
+        self.diffs: list[float] = []
+        self.agree: list[bool] = []
+        self.take_backs = 0
+        self.reference_phi_shift = 0  # a negative control shifts the reference's layout
+        super().__init__(*args, **kwargs)
+
+    def _encode_source(self, tokens: list[int]) -> None:
+        super()._encode_source(tokens)
+        self.source_ids += tokens
+
+    def _target_forward(self, tokens: list[int], timed: bool = True) -> None:
+        super()._target_forward(tokens, timed)
+        self.target_ids += tokens
+        self.seen += [self.cache.source_len] * len(tokens)
+        self.rows[len(self.target_ids) - 1] = self._logits[0]
+
+    def _take_back(self) -> None:
+        super()._take_back()
+        self.take_backs += 1
+        self.rows.pop(len(self.target_ids) - 1, None)
+        self.target_ids.pop()
+        self.seen.pop()
+
+    def _next_sentence(self) -> None:
+        if self.rows:
+            ref = reference_logits(
+                self.model,
+                self.source_ids,
+                self.target_ids,
+                self.cache.state.phi + self.reference_phi_shift,
+                self.seen,
+            )
+            for i, row in self.rows.items():
+                self.diffs.append(mx.abs(ref[i] - row).max().item())
+                self.agree.append(int(mx.argmax(ref[i])) == int(mx.argmax(row)))
+        super()._next_sentence()
+        self.source_ids = self.source_ids[: self.prefix_slots]
+        self.target_ids, self.seen, self.rows = [], [], {}
+
+
+def every_third_wants_to_end(tokens, logits):
+    """Deterministic: EOS is the argmax at every third sampling step."""
+    every_third_wants_to_end.calls += 1
+    if every_third_wants_to_end.calls % 3 == 0:
+        return logits + mx.zeros((VOCAB,)).at[EOS].add(1e4)
+    return logits
+
+
+POLICIES = {
+    "plain": {"one_line": False, "read_on_end": False},
+    "guarded": {"one_line": True, "read_on_end": True},
+    "guarded-punct": {"one_line": True, "read_on_end": True, "read_on_sentence_end": True},
+    "examples+ngram": {"examples": [("one two", "un deux")], "no_repeat_ngram": 2},
+}
+
+
+@pytest.mark.parametrize("phi", [0, "source", "source+16", 1024])
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_engine_logits_equal_the_reference_pass(policy, phi):
+    every_third_wants_to_end.calls = 0
+    t = Recorder(
+        tiny_model("qwen2"),
+        CharTokenizer(),
+        source_language="English",
+        target_language="French",
+        wait_k=2,
+        phi=phi,
+        max_tokens_per_word=3,
+        max_words_per_sentence=6,
+        logits_processors=[every_third_wants_to_end],
+        **POLICIES[policy],
+    )
+    for sentence in ("the cat sat on the mat", "a dog ran far away from home today"):
+        t.feed(sentence)
+        t.finish()
+    assert len(t.diffs) >= 8  # both sentences: the headers and the written tokens
+    assert max(t.diffs) <= TOLERANCE, max(t.diffs)
+    assert all(t.agree)
+    if POLICIES[policy].get("read_on_end", True):
+        assert t.take_backs > 0  # the early-end path ran and stayed exact
+
+
+def test_the_recorder_would_see_a_wrong_layout():
+    """Negative control: the same run checked against a shifted phi does not match."""
+    t = Recorder(
+        tiny_model("qwen2"),
+        CharTokenizer(),
+        source_language="English",
+        target_language="French",
+        wait_k=2,
+        phi="source+16",
+        max_tokens_per_word=3,
+        max_words_per_sentence=6,
+    )
+    t.reference_phi_shift = -16  # as if the target continued right after the source
+    t.feed("the cat sat on the mat")
+    t.finish()
+    assert t.diffs and min(t.diffs) > 100 * TOLERANCE
