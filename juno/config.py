@@ -72,9 +72,9 @@ class TranslateConfig:
     model: str = DEFAULT_LLM
     # Wait-k: target word i is written once k + i source words are read.
     wait_k: int = 3
-    # Target stream start position: an integer, or "source" to continue after the
-    # source read at the first write.
-    phi: str = "source"
+    # Target stream start position: an integer, "source" to continue after the source
+    # read at the first write, or "source+N" to leave N positions for the source to come.
+    phi: str = "source+32"
     # Most tokens one target word may take before it is cut.
     max_tokens_per_word: int = 50
     # A sentence's translation is one line: a line break ends it (never before the source end).

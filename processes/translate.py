@@ -18,6 +18,7 @@ import zmq
 from juno import bus, stage
 from juno.config import Config
 from juno.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
+from juno.simul import policy
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
 class _Sentence:
     index: int
     source: list[SourceWord] = field(default_factory=list)
-    target: list[str] = field(default_factory=list)
+    target: list[policy.TargetWord] = field(default_factory=list)  # words written
     ended: bool = False
 
 
@@ -74,7 +75,7 @@ class _Link:
             sentence = self.queue[0]
             if event.word is not None:
                 read = sentence.source[max(0, event.word.delay - 1)]
-                sentence.target.append(event.word.text)
+                sentence.target.append(event.word)
                 self._send(
                     TargetWord(
                         self.seq,
@@ -95,7 +96,7 @@ class _Link:
                         self.origin_wall_s,
                         sentence.index,
                         " ".join(w.text for w in sentence.source),
-                        " ".join(sentence.target),
+                        policy.join_words(sentence.target),
                     )  # fmt: skip
                 )
                 self.queue.popleft()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from juno.simul.policy import Action, WaitK, ends_word, repeated_ngram_bans, starts_new_word
+from juno.simul.policy import (
+    Action,
+    WaitK,
+    ends_word,
+    join_words,
+    repeated_ngram_bans,
+    starts_new_word,
+)
 
 EOS = -1
 
@@ -172,3 +179,20 @@ def test_repeated_ngram_bans_name_the_tokens_that_would_close_a_repeat():
     assert repeated_ngram_bans([5, 5], 2) == {5}  # bigram "5 5" would repeat
     assert repeated_ngram_bans([1, 2], 3) == frozenset()  # too short to repeat
     assert repeated_ngram_bans([1, 2, 1, 2], 0) == frozenset()  # off
+
+
+def test_words_cut_at_a_mark_inside_a_number_are_joined_without_a_space():
+    # "9:" ends a word at its colon; "30" follows it with no space: "à 9:30 am".
+    p = WaitK(k=1)
+    p.add_source(5)
+    written = []
+    for token, piece in enumerate([" à", " 9", ":", "30", " am", "."]):
+        p.read = 5
+        word = p.on_token(token, piece, is_eos=False)
+        p.held = None
+        if word is not None:
+            written.append(word)
+    assert p.on_token(99, "", is_eos=True) is None  # "am." was closed by its mark
+    assert [w.text for w in written] == ["à", "9:", "30", "am."]
+    assert [w.attached for w in written] == [False, False, True, False]
+    assert join_words(written) == "à 9:30 am."

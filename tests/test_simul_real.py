@@ -75,3 +75,41 @@ def test_stream_pieces_cut_from_the_qwen_chat_template(llm):
     )
     assert tokenizer.decode(list(prompt.footer)) == "<|im_end|>\n"
     assert tokenizer.decode(list(prompt.header)) == "<|im_start|>assistant\n"
+
+
+GUARD_SOURCE = "My brother works in a small bakery near the station."
+ENGLISH_ONLY = {"my", "brother", "works", "small", "bakery", "near", "the", "station"}
+TARGET_WORDS = {
+    "fr": {"mon", "frère", "travaille", "dans", "une", "petite", "boulangerie", "près", "gare"},
+    "de": {"mein", "bruder", "arbeitet", "einer", "kleinen", "bäckerei", "nähe", "bahnhof"},
+}
+
+
+@pytest.mark.parametrize("target", ["fr", "de"])
+def test_the_default_policy_streams_one_line_in_the_target_language(llm, target):
+    """Wait-3 with the configured writer: target language, one line, no repeated n-grams."""
+    from juno import config
+    from juno.simul.build import make_translator
+
+    model, tokenizer = llm
+    translator = make_translator(model, tokenizer, config.load(), target=target, wait_k=3)
+    events = []
+    for word in GUARD_SOURCE.split():
+        translator.feed(word)
+        events += translator.events()
+    during = sum(e.word is not None for e in events)
+    translator.end_sentence()
+    events += translator.events()
+    assert events[-1].sentence_done
+    pieces = "".join(e.piece for e in events)
+    words = [e.word for e in events if e.word is not None]
+    text = " ".join(w.text for w in words)
+
+    assert during >= 2, text  # it wrote while the sentence was still coming
+    assert words[0].delay >= 3 and [w.delay for w in words] == sorted(w.delay for w in words)
+    assert "\n" not in pieces and "\n" not in text
+    tokens = [w.lower().strip(".,!?") for w in text.split()]
+    assert len(TARGET_WORDS[target].intersection(tokens)) >= 3, text
+    assert not ENGLISH_ONLY.intersection(tokens), text
+    trigrams = [tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
+    assert len(trigrams) == len(set(trigrams)), text

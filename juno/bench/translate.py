@@ -33,6 +33,7 @@ from rich.table import Table
 from juno.config import Config
 from juno.errors import JunoError
 from juno.paths import shared_data
+from juno.simul.policy import join_words
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 PARTS = ("cost", "baseline", "speed", "quality", "memory")
@@ -68,6 +69,17 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--policies",
         default="plain,guarded",
         help=f"quality: writer policies ({', '.join(POLICIES)})",
+    )
+    p.add_argument(
+        "--settings",
+        help="quality: explicit POLICY/PHI/K runs, comma-separated (e.g. plain/source/5,"
+        "juno/source+32/3); replaces the product of --policies, --phis and --ks",
+    )
+    p.add_argument(
+        "--offline-examples",
+        default="",
+        help="quality: example-turn counts to translate offline with (default: the config's; "
+        "ratios are to the config's)",
     )
     p.add_argument("--wait-k", type=int, default=3, help="k for cost, baseline and memory")
     p.add_argument("--cost-sentences", type=int, default=1, help="cost: sentences of 40+ words")
@@ -265,7 +277,7 @@ def _stream_sentences(translator, sources: list[str]) -> tuple[list[str], list[l
     for source in sources:
         translator.feed(source.split())
         words = translator.finish()
-        hyps.append(" ".join(w.text for w in words))
+        hyps.append(join_words(words))
         delays.append([w.delay for w in words])
     return hyps, delays
 
@@ -292,9 +304,22 @@ def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: l
 def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> None:
     from juno.simul.engine import parse_phi
 
-    ks = [int(k) for k in args.ks.split(",")]
-    phis = [parse_phi(p) for p in args.phis.split(",")]
-    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    if args.settings:
+        settings = []
+        for run in args.settings.split(","):
+            parts = run.strip().split("/")
+            if len(parts) != 3 or not parts[2].isdigit():
+                raise JunoError(f"--settings: {run!r} is not POLICY/PHI/K")
+            settings.append((parts[0], parse_phi(parts[1]), int(parts[2])))
+    else:
+        settings = [
+            (policy.strip(), parse_phi(phi), int(k))
+            for policy in args.policies.split(",")
+            if policy.strip()
+            for phi in args.phis.split(",")
+            for k in args.ks.split(",")
+        ]
+    policies = [policy for policy, _, _ in settings]
     unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
         raise JunoError(f"--policies: unknown {', '.join(unknown)} ({', '.join(POLICIES)})")
@@ -307,31 +332,32 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
         refs = _flores(tgt, args.sentences)
         table = _table(
             f"(d) {src}->{tgt}, {len(sources)} FLORES-200 dev sentences, greedy",
-            ["setting", "BLEU", "chrF", "AL", "LAAL", "words/sent.", "BLEU vs offline"],
+            ["setting", "BLEU", "chrF", "AL", "LAAL", "words/sent.", "BLEU / offline"],
         )
-        # Offline with the same prompt as each policy (example turns or none):
-        # the first line of a whole-sentence translation, every word at the source end.
+        # Offline: the first line of a whole-sentence translation, every word at the
+        # source end. Ratios are to the offline translation with the configured prompt.
+        counts = {cfg.translate.examples}
+        counts.update(int(n) for n in args.offline_examples.split(",") if n.strip())
         offline: dict[int, float] = {}
-        for n in sorted({POLICIES[p]["examples"] for p in policies}):
-            pcfg = _with(cfg, examples=n)
-            hyps = [_offline(model, tokenizer, pcfg, s, tgt).text for s in sources]
+        for n in sorted(counts):
+            ocfg = _with(cfg, examples=n)
+            hyps = [_offline(model, tokenizer, ocfg, s, tgt).text for s in sources]
             delays = [[len(s.split())] * len(h.split()) for s, h in zip(sources, hyps, strict=True)]
             cells, signature = _score(hyps, delays, sources, refs)
             offline[n] = float(cells[0])
-            table.add_row(f"offline, {n} examples", *cells, "1.00")
-            console.print(f"  {pair} offline, {n} examples: {hyps[0]}", style="dim")
-        for policy in policies:
+            table.add_row(f"offline, {n} examples", *cells, "")
+            console.print(f"  {pair} offline, {n} examples: {' | '.join(cells)}", style="dim")
+        base = offline[cfg.translate.examples]
+        for policy, phi, k in settings:
             pcfg = _with(cfg, **POLICIES[policy])
-            for phi in phis:
-                for k in ks:
-                    translator = _translator(model, tokenizer, pcfg, tgt, wait_k=k, phi=phi)
-                    hyps, delays = _stream_sentences(translator, sources)
-                    cells, signature = _score(hyps, delays, sources, refs)
-                    base = offline[POLICIES[policy]["examples"]]
-                    ratio = f"{float(cells[0]) / base:.2f}" if base else "-"
-                    label = f"wait-{k} phi={phi} {policy}"
-                    table.add_row(label, *cells, ratio)
-                    console.print(f"  {pair} {label}: {hyps[0]}", style="dim")
+            translator = _translator(model, tokenizer, pcfg, tgt, wait_k=k, phi=phi)
+            hyps, delays = _stream_sentences(translator, sources)
+            cells, signature = _score(hyps, delays, sources, refs)
+            ratio = f"{float(cells[0]) / base:.2f}" if base else "-"
+            label = f"wait-{k} phi={phi} {policy}"
+            table.add_row(label, *cells, ratio)
+            console.print(f"  {pair} {label}: {' | '.join(cells)} | {ratio}", style="dim")
+            console.print(f"    {hyps[0]}", style="dim")
         console.print(table)
     if signature is not None:
         console.print(f"BLEU signature: {signature}\n")

@@ -28,7 +28,7 @@ OUT_ROOT = Path("eval-results")
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="manifest file, .jsonl or .json (see README)")
     p.add_argument("--wait-k", help="comma list of k, e.g. 1,3,5 (default: translate.wait_k)")
-    p.add_argument("--phi", help="target start position: an integer or 'source'")
+    p.add_argument("--phi", help="target start position: an integer, 'source' or 'source+N'")
     p.add_argument(
         "--target", help="comma list of target languages (default: all the references have)"
     )

@@ -27,7 +27,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="source language code (default: source_language)")
     p.add_argument("--target", help="target language code (default: target_language)")
     p.add_argument("--wait-k", type=int, help="wait-k lag in words (default: translate.wait_k)")
-    p.add_argument("--phi", help="target start position: an integer or 'source'")
+    p.add_argument("--phi", help="target start position: an integer, 'source' or 'source+N'")
     p.add_argument(
         "--words-per-second",
         type=float,
@@ -115,7 +115,8 @@ class _Printer:
     def words(self, words) -> None:
         for w in words:
             text = f"{w.text}[{w.delay}]" if self.show_delays else w.text
-            sys.stdout.write((" " if self.started else "") + text)
+            space = self.started and not w.attached
+            sys.stdout.write((" " if space else "") + text)
             self.started = True
         sys.stdout.flush()
 

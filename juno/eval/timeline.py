@@ -47,6 +47,7 @@ class Written:
     time_s: float
     # Source words of its sentence read when it was written (the text delay).
     source_words: int
+    attached: bool = False  # follows the previous word without a space
 
 
 @dataclass
@@ -95,7 +96,7 @@ def translate_timeline(
             if event is None:
                 break
             if event.word is not None:
-                written.append(Written(event.word.text, now, event.word.delay))
+                written.append(Written(event.word.text, now, event.word.delay, event.word.attached))
             take(now)
         if ended:
             # Everything was fed and the last sentence closed: it is translated to the end.

@@ -16,7 +16,9 @@ and produced there again after the next read, at no extra forward pass.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 # Characters that end a target word when its text ends with one of them.
 WORD_END_PUNCTUATION = frozenset(',.;:!?…»)]}"”、。，！？；：')
@@ -69,6 +71,15 @@ class TargetWord:
     delay: int  # source words read when it was written
     index: int  # 0-based position in the sentence's translation
     cut: bool = False  # ended by the per-word token cap, not by a boundary
+    attached: bool = False  # follows the previous word without a space ("9:" "30")
+
+
+def join_words(words: Iterable[Any]) -> str:
+    """The text of target words (``text`` and ``attached``), spaced as written."""
+    out = ""
+    for w in words:
+        out += w.text if (not out or getattr(w, "attached", False)) else " " + w.text
+    return out
 
 
 @dataclass
@@ -207,6 +218,7 @@ class WaitK:
             delay=self.read,
             index=self.written,
             cut=cut,
+            attached=self.written > 0 and not self.word_text[:1].isspace(),
         )
         self.written += 1
         self.word_tokens, self.word_text = [], ""
