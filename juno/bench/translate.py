@@ -43,6 +43,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     "plain": {"one_line": False, "read_on_end": False, "examples": 0, "no_repeat_ngram": 0},
     "one-line": {"one_line": True, "read_on_end": False, "examples": 0, "no_repeat_ngram": 0},
     "guarded": {"one_line": True, "read_on_end": True, "examples": 0, "no_repeat_ngram": 0},
+    "no-repeat": {"one_line": True, "read_on_end": True, "examples": 0, "no_repeat_ngram": 4},
     "primed": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 0},
     "juno": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 4},
     "juno-punct": {
