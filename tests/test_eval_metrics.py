@@ -40,7 +40,9 @@ class EchoWaitK:
                 if self.clock is not None:
                     self.clock[0] += self.cost_s  # this token's compute
                 self.written += 1
-                word = SimpleNamespace(text=words[i].upper(), delay=min(self.k + i, len(words)))
+                word = SimpleNamespace(
+                    text=words[i].upper(), delay=min(self.k + i, len(words)), attached=False
+                )
                 yield SimpleNamespace(word=word)
             elif ended and i == len(words) and len(self.sentences) > 1:
                 self.sentences.pop(0)

@@ -195,9 +195,11 @@ def test_text_items_through_the_real_evaluator(tmp_path, tiny_llm):
     manifest.write_text(json.dumps(items))
     out = tmp_path / "out"
     args = ["eval", str(manifest), "--out", str(out), "--llm", str(tiny_llm), "--wait-k", "1,2"]
-    # Plain wait-k (with the writer's guards a random model mostly wants to stop, and reads),
-    # short words (a random model's words run to the token cap).
+    # Plain wait-k (with the writer's guards a random model mostly wants to stop, and reads;
+    # after the example turns it writes only line breaks), short words (a random model's
+    # words run to the token cap).
     plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
+    plain += ["--set", "translate.examples=0", "--set", "translate.no_repeat_ngram=0"]
     plain += ["--set", "translate.max_tokens_per_word=3"]
     assert main(args + plain) == 0
     rep = json.loads((out / "report.json").read_text())

@@ -61,9 +61,10 @@ def _models(whisper: Path, llm: Path, sessions: Path) -> list[str]:
 
 def _tiny(whisper: Path, llm: Path, sessions: Path) -> list[str]:
     """Models for plumbing tests; plain wait-k, so the random LLM writes words at every step
-    (with the writer's guards it mostly wants to stop, and reads instead), and short ones
-    (it rarely ends a word by itself)."""
+    (with the writer's guards it mostly wants to stop, and reads instead; after the example
+    turns it writes only line breaks), and short ones (it rarely ends a word by itself)."""
     plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
+    plain += ["--set", "translate.examples=0", "--set", "translate.no_repeat_ngram=0"]
     plain += ["--set", "translate.max_tokens_per_word=4"]
     return _models(whisper, llm, sessions) + plain
 

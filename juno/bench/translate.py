@@ -279,8 +279,14 @@ def _stream_sentences(translator, sources: list[str]) -> tuple[list[str], list[l
         translator.feed(source.split())
         words = translator.finish()
         hyps.append(join_words(words))
-        delays.append([w.delay for w in words])
+        # A word written in parts ("9:" "30") counts once, when its last part is written.
+        delays.append([w.delay for i, w in enumerate(words) if not _continued(words, i)])
     return hyps, delays
+
+
+def _continued(words, i: int) -> bool:
+    """Whether word ``i``'s text goes on in the next word (no space between them)."""
+    return i + 1 < len(words) and words[i + 1].attached
 
 
 def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: list[str]):

@@ -27,7 +27,6 @@ from juno.config import Config
 from juno.eval.manifest import Item
 from juno.eval.score import lagging, speech_delays_ms
 from juno.eval.timeline import Arrival, TimelineStats, Written, translate_timeline
-from juno.simul.policy import join_words
 
 MODES = ("unaware", "aware")
 
@@ -306,7 +305,7 @@ def _mt_run(
         "setting": f"wait-{k}" if k is not None else "offline",
         "k": k,
         "mode": mode,
-        "text": join_words(written),
+        "text": " ".join(w.text for w in written),
         "delays": [round(d, 1) for d in delays],
         "al": _num(lag.al),
         "laal": _num(lag.laal),

@@ -47,7 +47,6 @@ class Written:
     time_s: float
     # Source words of its sentence read when it was written (the text delay).
     source_words: int
-    attached: bool = False  # follows the previous word without a space
 
 
 @dataclass
@@ -95,8 +94,12 @@ def translate_timeline(
                 now += spent
             if event is None:
                 break
-            if event.word is not None:
-                written.append(Written(event.word.text, now, event.word.delay, event.word.attached))
+            if event.word is not None and event.word.attached and written:
+                # The rest of the previous word ("9:" then "30"): one word, complete now.
+                prev = written[-1]
+                written[-1] = Written(prev.text + event.word.text, now, event.word.delay)
+            elif event.word is not None:
+                written.append(Written(event.word.text, now, event.word.delay))
             take(now)
         if ended:
             # Everything was fed and the last sentence closed: it is translated to the end.
