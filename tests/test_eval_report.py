@@ -200,6 +200,7 @@ def test_text_items_through_the_real_evaluator(tmp_path, tiny_llm):
     # words run to the token cap).
     plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
     plain += ["--set", "translate.examples=0", "--set", "translate.no_repeat_ngram=0"]
+    plain += ["--set", "translate.phi=source"]
     plain += ["--set", "translate.max_tokens_per_word=3"]
     assert main(args + plain) == 0
     rep = json.loads((out / "report.json").read_text())

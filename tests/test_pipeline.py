@@ -65,6 +65,7 @@ def _tiny(whisper: Path, llm: Path, sessions: Path) -> list[str]:
     turns it writes only line breaks), and short ones (it rarely ends a word by itself)."""
     plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
     plain += ["--set", "translate.examples=0", "--set", "translate.no_repeat_ngram=0"]
+    plain += ["--set", "translate.phi=source"]
     plain += ["--set", "translate.max_tokens_per_word=4"]
     return _models(whisper, llm, sessions) + plain
 
