@@ -75,6 +75,21 @@ def every_third_wants_to_end(tokens, logits):
     return logits
 
 
+def recorder(phi, **kw) -> Recorder:
+    """A recording engine on the tiny model: wait-2, short words, short sentences."""
+    return Recorder(
+        tiny_model("qwen2"),
+        CharTokenizer(),
+        source_language="English",
+        target_language="French",
+        wait_k=2,
+        phi=phi,
+        max_tokens_per_word=3,
+        max_words_per_sentence=6,
+        **kw,
+    )
+
+
 POLICIES = {
     "plain": {"one_line": False, "read_on_end": False},
     "guarded": {"one_line": True, "read_on_end": True},
@@ -87,18 +102,7 @@ POLICIES = {
 @pytest.mark.parametrize("policy", list(POLICIES))
 def test_engine_logits_equal_the_reference_pass(policy, phi):
     every_third_wants_to_end.calls = 0
-    t = Recorder(
-        tiny_model("qwen2"),
-        CharTokenizer(),
-        source_language="English",
-        target_language="French",
-        wait_k=2,
-        phi=phi,
-        max_tokens_per_word=3,
-        max_words_per_sentence=6,
-        logits_processors=[every_third_wants_to_end],
-        **POLICIES[policy],
-    )
+    t = recorder(phi, logits_processors=[every_third_wants_to_end], **POLICIES[policy])
     for sentence in ("the cat sat on the mat", "a dog ran far away from home today"):
         t.feed(sentence)
         t.finish()
@@ -111,16 +115,7 @@ def test_engine_logits_equal_the_reference_pass(policy, phi):
 
 def test_the_recorder_would_see_a_wrong_layout():
     """Negative control: the same run checked against a shifted phi does not match."""
-    t = Recorder(
-        tiny_model("qwen2"),
-        CharTokenizer(),
-        source_language="English",
-        target_language="French",
-        wait_k=2,
-        phi="source+16",
-        max_tokens_per_word=3,
-        max_words_per_sentence=6,
-    )
+    t = recorder("source+16")
     t.reference_phi_shift = -16  # as if the target continued right after the source
     t.feed("the cat sat on the mat")
     t.finish()

@@ -100,6 +100,12 @@ def line_break_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     return frozenset(i for i, text in enumerate(_token_texts(tokenizer, vocab)) if "\n" in text)
 
 
+def word_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
+    """Tokens whose text holds a letter (the ones a repeat ban applies to)."""
+    texts = _token_texts(tokenizer, vocab)
+    return frozenset(i for i, text in enumerate(texts) if any(c.isalpha() for c in text))
+
+
 def sentence_end_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Tokens whose text ends with a sentence-final mark (. ! ? and CJK ones)."""
     marks = (".", "!", "?", "。", "！", "？")
@@ -192,8 +198,7 @@ class StreamingTranslator:
         if no_repeat_ngram < 0 or no_repeat_ngram == 1:
             raise JunoError(f"no_repeat_ngram must be 0 (off) or at least 2, got {no_repeat_ngram}")
         self.no_repeat_ngram = no_repeat_ngram
-        texts = _token_texts(tokenizer, vocab)
-        self._wordy = frozenset(i for i, t in enumerate(texts) if any(c.isalpha() for c in t))
+        self._wordy = word_tokens(tokenizer, vocab) if no_repeat_ngram else frozenset()
         self._vocab = vocab
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
