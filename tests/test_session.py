@@ -10,15 +10,8 @@ from pathlib import Path
 import pytest
 
 from juno.messages import EndOfStream, Heartbeat, SentenceEnd, SourceWord, TargetWord
-from juno.session import (
-    MAX_LINE_CHARS,
-    TEXT_FILES,
-    SessionRecorder,
-    new_session_folder,
-    source_cues_of,
-    target_cues_of,
-    to_srt,
-)
+from juno.session import TEXT_FILES, SessionRecorder, new_session_folder
+from juno.subtitles import MAX_LINE_CHARS, source_cues_of, target_cues_of, to_srt
 
 ORIGIN = 1000.0
 
