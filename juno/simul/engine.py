@@ -313,7 +313,8 @@ class StreamingTranslator:
         if self.no_repeat_ngram:
             banned = repeated_ngram_bans(self._tokens, self.no_repeat_ngram) & self._wordy
             if banned:
-                logits = mx.where(_mask(self._vocab, banned), -mx.inf, logits)
+                # logits is a fresh array here (the mx.where above), so this writes no cache state.
+                logits[..., mx.array(sorted(banned))] = -mx.inf
         if self.read_on_end and not self.policy.eos_allowed:
             if int(mx.argmax(logits, axis=-1).item()) in self._early_ends:
                 self._take_back()
