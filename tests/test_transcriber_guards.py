@@ -58,3 +58,22 @@ def test_stock_phrases_need_real_speech_under_them():
     assert texts(guards.drop_stock_phrases(words, speech_between(0.0, 0.5))) == ["Hi."]
     spoken = guards.drop_stock_phrases(words, speech_between(0.0, 4.0))
     assert texts(spoken) == ["Hi.", "Thank", "you."]
+
+
+def test_clean_drops_a_squeezed_tail_once_the_words_over_silence_are_gone():
+    # Whisper past the end of speech (8.7 s): three words squeezed into the last
+    # speech frames, then more over the silence after.
+    words = [
+        w("nicht", 8.0, 8.12),
+        w("gewachsen.", 8.12, 8.68),
+        w("Das", 8.68, 8.68),
+        w("ist", 8.68, 8.74),
+        w("ein", 8.74, 8.82),
+        w("bisschen", 8.82, 8.82),
+        w("Wasser.", 9.6, 10.4),
+    ]
+    speech = speech_between(7.5, 8.7)
+    assert texts(guards.clean(words, 0.0, 11.0, speech)) == ["nicht", "gewachsen."]
+    # The old order (tail first, then speech) kept the squeezed words.
+    kept = guards.on_speech(guards.drop_doubtful_tail(words), speech)
+    assert texts(kept)[-1] == "bisschen"

@@ -129,3 +129,18 @@ def drop_stock_phrases(
             continue
         out.extend(run)
     return out
+
+
+def clean(words: list[Word], start_s: float, end_s: float, speech_s: SpeechIn) -> list[Word]:
+    """All the guards, in order, on a window's words over audio [start_s, end_s).
+
+    The doubtful tail is judged after the words without speech are gone: Whisper
+    squeezes what it adds past the speech into its last frames ("gewachsen. Das
+    ist ein bisschen", the last three at 0 s each) and writes more over the
+    silence after, which only the speech test removes.
+    """
+    words = inside(words, start_s, end_s)
+    words = cut_loops(words)
+    words = on_speech(words, speech_s)
+    words = drop_stock_phrases(words, speech_s)
+    return drop_doubtful_tail(words)

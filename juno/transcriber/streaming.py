@@ -138,11 +138,7 @@ class StreamingTranscriber:
             return []
         at = self._start_s
         words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in result.words]
-        words = guards.inside(words, at, self.received_s)
-        words = guards.cut_loops(words)
-        words = guards.drop_doubtful_tail(words)
-        words = guards.on_speech(words, self.track.speech_s)
-        return guards.drop_stock_phrases(words, self.track.speech_s)
+        return guards.clean(words, at, self.received_s, self.track.speech_s)
 
     def _cut(self, cut_s: float) -> list[Word]:
         """Drop buffered audio before ``cut_s``; return pending words that had to be committed."""
