@@ -64,6 +64,10 @@ class TranscribeConfig:
     fit_audio_ctx: bool = True
     # Silence after the audio when fit_audio_ctx is on (less makes Whisper loop).
     audio_ctx_pad_s: float = 3.0
+    # With fit_audio_ctx: decode the window that ends an utterance (a pause, the end
+    # of the stream) on the full 30 s context; its words are committed without a
+    # second hypothesis.
+    full_ctx_at_pause: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,12 +41,14 @@ class ScriptedWindow:
         self.stepper = None
         self.calls = []
         self.languages = []
+        self.full_context = []
 
     def detect_language(self, audio):
         return "de"
 
-    def transcribe(self, audio, language, prompt=""):
+    def transcribe(self, audio, language, prompt="", full_context=False):
         self.languages.append(language)
+        self.full_context.append(full_context)
         end = self.stepper.received_s
         start = end - len(audio) / RATE
         self.calls.append((start, end, prompt))
@@ -149,3 +151,14 @@ def test_juno_transcribe_bad_files_are_one_line_errors(tmp_path, capsys, content
     assert main(["transcribe", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_windows_that_end_an_utterance_can_use_the_full_context(on):
+    stepper, window = make(full_context_at_pause=on)
+    out = list(replay(stepper, speech_audio(12.0), chunk_s=0.1))
+    assert [e.word.text for e in out] == [t for t, _, _ in SCRIPT]
+    full = [end for (_, end, _), f in zip(window.calls, window.full_context, strict=True) if f]
+    # With it on: the first window at least 0.8 s after "today?" (4.1 s) and
+    # after "thanks" (10.0 s); steps come every second of audio.
+    assert full == (pytest.approx([5.0, 11.0]) if on else [])

@@ -222,7 +222,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     print(f"# {backend.describe()}; load average {os.getloadavg()[0]:.1f} at start")
     print(
         f"# model {path.name}; step {t.step_ms} ms, buffer max {t.buffer_max_s} s, vad {t.vad}, "
-        f"fitted context {t.fit_audio_ctx} (+{t.audio_ctx_pad_s} s), chunk {args.chunk_ms} ms"
+        f"fitted context {t.fit_audio_ctx} (+{t.audio_ctx_pad_s} s, full at pauses "
+        f"{t.full_ctx_at_pause}), chunk {args.chunk_ms} ms"
     )
     results: dict[str, Result] = {}
     for clip in clips:

@@ -41,6 +41,9 @@ class StreamOptions:
     min_speech_s: float = 0.25
     # Audio kept before speech starts, so Whisper hears the onset.
     lead_in_s: float = 0.5
+    # Decode the window that ends an utterance on the full 30 s context: its
+    # words are committed on that one hypothesis, so it gets the best one.
+    full_context_at_pause: bool = False
 
 
 class StreamingTranscriber:
@@ -116,12 +119,17 @@ class StreamingTranscriber:
         if self.language is None:
             self.language = self.window.detect_language(self._audio)
             log.info("detected language: %s", self.language)
-        result = self.window.transcribe(self._audio, self.language, self.policy.prompt())
-        self.steps += 1
         last_speech = self.track.last_speech_end_s()
         # After a long pause (or at the end) the hypothesis holds the whole
         # utterance: commit it now instead of waiting for a second opinion.
         complete = final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s
+        result = self.window.transcribe(
+            self._audio,
+            self.language,
+            self.policy.prompt(),
+            full_context=complete and opts.full_context_at_pause,
+        )
+        self.steps += 1
         out = self.policy.insert(self._clean(result), complete)
         cut = self.policy.sentence_cut_s()
         if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:

@@ -117,17 +117,23 @@ class WhisperWindow:
         _, probs = self.model.detect_language(features)
         return max(probs, key=probs.get)
 
-    def transcribe(self, audio: np.ndarray, language: str, prompt: str = "") -> WindowResult:
+    def transcribe(
+        self, audio: np.ndarray, language: str, prompt: str = "", full_context: bool = False
+    ) -> WindowResult:
         """Greedy decoding of one window, then word times by cross-attention alignment.
+
+        ``full_context`` encodes this window on the full 30 s even when the
+        window fits its context to the audio.
 
         On a fitted context Whisper sometimes falls into a repetition loop
         (whisper.cpp's audio_ctx has the same weakness); such a window is
         decoded again on the full 30 s context.
         """
         model = self.model
-        features, content_frames = self.encode(audio, self.fit_context)
+        fit = self.fit_context and not full_context
+        features, content_frames = self.encode(audio, fit)
         result, sample_len = self._decode(features, content_frames, language, prompt)
-        if self.fit_context and _looped(result, sample_len):
+        if fit and _looped(result, sample_len):
             self.fallbacks += 1
             features, content_frames = self.encode(audio, fit=False)
             result, _ = self._decode(features, content_frames, language, prompt)
