@@ -3,7 +3,8 @@
 On the development audio (JFK, LibriVox, FLEURS de/fr/es/pt) with the
 configured Whisper: WER (normalized) of the streamed words and of mlx-whisper's
 whole-clip transcription; commit lag per word (audio time of the word's end to
-its commit) computation-unaware and -aware; compute seconds per audio second;
+its commit) computation-unaware and -aware (and, with ``--modes``, on the full
+30 s context or with it only at pauses); compute seconds per audio second;
 one step's time at 3 s and 25 s of buffer, with the encoder fitted to the audio
 and on the full 30 s context. ``--vad-check`` counts the words each VAD lets
 through on silence, noise and music.
@@ -29,6 +30,9 @@ JFK_TEXT = (
     "ask what you can do for your country."
 )
 SAMPLE_RATE_HZ = 16000
+# Replays: the configured stepper on a clock that ignores or counts compute; on
+# the full 30 s context; fitted, with the full context at pauses (both unaware).
+MODES = ("unaware", "aware", "full-ctx", "full-at-pause")
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--langs", default="de,fr,es,pt", help="FLEURS languages (comma list)")
     p.add_argument("--limit", type=int, default=0, help="at most N clips per set and language")
     p.add_argument(
-        "--modes", default="unaware,aware", help="replays: unaware, aware, full-ctx (comma list)"
+        "--modes",
+        default="unaware,aware",
+        help=f"replays: {', '.join(MODES)} (comma list)",
     )
     p.add_argument("--no-offline", action="store_true", help="skip whole-clip transcription")
     p.add_argument("--no-steps", action="store_true", help="skip the 3 s / 25 s step timing")
@@ -111,6 +117,8 @@ def _stream(model, cfg: Config, clip: Clip, mode: str, chunk_s: float):
 
     if mode == "full-ctx":
         cfg = _with(cfg, fit_audio_ctx=False)
+    elif mode == "full-at-pause":
+        cfg = _with(cfg, fit_audio_ctx=True, full_ctx_at_pause=True)
     stepper = make_transcriber(model, cfg, language=clip.language)
     stats = ReplayStats()
     out = list(replay(stepper, clip.audio, chunk_s, mode == "aware", stats))
@@ -207,9 +215,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
     sets = [s for s in args.sets.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
-    unknown = set(modes) - {"unaware", "aware", "full-ctx"}
+    unknown = set(modes) - set(MODES)
     if unknown:
-        raise JunoError(f"--modes: unknown {', '.join(sorted(unknown))} (unaware, aware, full-ctx)")
+        raise JunoError(f"--modes: unknown {', '.join(sorted(unknown))} ({', '.join(MODES)})")
     clips = collect(shared_data() / "audio", sets, args.langs.split(","), args.limit)
     if not clips:
         raise JunoError("no clips selected (see --sets, --langs)")
