@@ -63,7 +63,7 @@ class TranscribeConfig:
     # Encode only the buffered audio plus audio_ctx_pad_s, not a padded 30 s window.
     fit_audio_ctx: bool = True
     # Silence after the audio when fit_audio_ctx is on (less makes Whisper loop).
-    audio_ctx_pad_s: float = 3.0
+    audio_ctx_pad_s: float = 6.0
     # With fit_audio_ctx: decode the window that ends an utterance (a pause, the end
     # of the stream) on the full 30 s context; its words are committed without a
     # second hypothesis.

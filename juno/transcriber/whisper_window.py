@@ -75,7 +75,7 @@ class WindowResult:
 class WhisperWindow:
     """Transcribes windows of up to 30 s of 16 kHz audio with word timestamps."""
 
-    def __init__(self, model: nn.Module, fit_context: bool = True, context_pad_s: float = 3.0):
+    def __init__(self, model: nn.Module, fit_context: bool = True, context_pad_s: float = 6.0):
         """``fit_context`` runs the encoder on the audio plus ``context_pad_s`` of
         padding instead of on a full 30 s window."""
         fit_encoder(model)
