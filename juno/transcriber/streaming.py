@@ -41,8 +41,8 @@ class StreamOptions:
     min_speech_s: float = 0.25
     # Audio kept before speech starts, so Whisper hears the onset.
     lead_in_s: float = 0.5
-    # Decode the window that ends an utterance on the full 30 s context: its
-    # words are committed on that one hypothesis, so it gets the best one.
+    # Decode the window that ends an utterance (committed on that one hypothesis)
+    # on the full 30 s context. Off: it adds words after the speech (README).
     full_context_at_pause: bool = False
 
 
