@@ -199,7 +199,6 @@ class StreamingTranslator:
             raise JunoError(f"no_repeat_ngram must be 0 (off) or at least 2, got {no_repeat_ngram}")
         self.no_repeat_ngram = no_repeat_ngram
         self._wordy = word_tokens(tokenizer, vocab) if no_repeat_ngram else frozenset()
-        self._vocab = vocab
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 

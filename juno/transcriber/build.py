@@ -19,7 +19,7 @@ def stream_options(cfg: Config) -> StreamOptions:
         buffer_max_s=t.buffer_max_s,
         language=None if t.detect_language else cfg.source_language,
         sentence_pause_s=t.sentence_pause_s,
-        full_context_at_pause=t.fit_audio_ctx and t.full_ctx_at_pause,
+        full_context_at_pause=t.full_ctx_at_pause,
     )
 
 
