@@ -91,6 +91,9 @@ class TranslateConfig:
     examples: int = 2
     # Never write a token that repeats an n-gram of the sentence's translation; 0 is off.
     no_repeat_ngram: int = 4
+    # Before the source end, start a target word only when its first token is at least this
+    # probable; otherwise read one more source word first (k stays the floor). 0 is off.
+    min_confidence: float = 0.0
     # Sampling temperature; 0 is greedy.
     temp: float = 0.0
     # Nucleus sampling threshold; 1.0 disables it.

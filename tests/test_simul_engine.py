@@ -154,6 +154,43 @@ def test_a_model_that_wants_to_end_early_reads_instead(model):
     assert t.cache.slots == t.prefix_slots
 
 
+def flatten(tokens, logits):
+    """A model that is sure of nothing: "a" leads, at e / (e + VOCAB - 1) < 0.03."""
+    return mx.zeros_like(logits) + mx.zeros((VOCAB,)).at[CHARS.index("a")].add(1.0)
+
+
+def test_an_unsure_model_reads_on_and_a_sure_one_keeps_to_wait_k(model):
+    sure = [favour(CHARS.index("a"))]
+    delays = {}
+    for name, processors, confidence in (
+        ("plain", sure, 0.0),
+        ("sure", sure, 0.9),
+        ("unsure", [flatten], 0.05),
+    ):
+        t = translator(
+            model,
+            wait_k=1,
+            max_tokens_per_word=2,
+            max_words_per_sentence=3,
+            logits_processors=processors,
+            min_confidence=confidence,
+        )
+        t.feed("alpha beta gamma delta")
+        live = t.step()
+        if name == "unsure":
+            # The best token is below 0.05: no word is started before the end.
+            assert live == [] and t.policy.read == 4 and t.policy.extra == 0
+        delays[name] = [w.delay for w in live + t.finish()]
+    assert delays["sure"] == delays["plain"] == [1, 2, 3]
+    assert delays["unsure"] == [4, 4, 4]
+
+
+def test_min_confidence_must_be_a_probability(model):
+    for bad in (-0.1, 1.0):
+        with pytest.raises(JunoError, match="min_confidence"):
+            translator(model, min_confidence=bad)
+
+
 def test_a_full_stop_before_the_source_end_can_read_instead(model):
     period = CHARS.index(".")
     for opt_in in (False, True):

@@ -2,7 +2,7 @@
 
 The cache test (``test_simul_cache``) drives the cache by hand; this one runs
 the whole :class:`StreamingTranslator` (its reads, header, writes, early-end
-take-backs, n-gram bans, example turns and phi layouts) and records, for every
+and unsure take-backs, n-gram bans, example turns and phi layouts) and records, for every
 target token left in the cache, the source length it saw. At each sentence's
 end every logit row the engine sampled from must equal the reference forward
 pass over the prefix, the source read and the target written, with the mask
@@ -14,9 +14,11 @@ from __future__ import annotations
 import mlx.core as mx
 import pytest
 from test_simul_cache import TOLERANCE, reference_logits, tiny_model
-from test_simul_engine import EOS, VOCAB, CharTokenizer
+from test_simul_engine import CHARS, EOS, VOCAB, CharTokenizer
 
 from juno.simul.engine import StreamingTranslator
+
+SPACE, LETTER = CHARS.index(" "), CHARS.index("a")
 
 
 class Recorder(StreamingTranslator):
@@ -30,6 +32,8 @@ class Recorder(StreamingTranslator):
         self.diffs: list[float] = []
         self.agree: list[bool] = []
         self.take_backs = 0
+        self.unsure = 0  # take-backs because the writer was not sure of the next word
+        self.early_words = 0  # target words written before their sentence's end was read
         self.reference_phi_shift = 0  # a negative control shifts the reference's layout
         super().__init__(*args, **kwargs)
 
@@ -43,12 +47,19 @@ class Recorder(StreamingTranslator):
         self.seen += [self.cache.source_len] * len(tokens)
         self.rows[len(self.target_ids) - 1] = self._logits[0]
 
-    def _take_back(self) -> None:
-        super()._take_back()
+    def _take_back(self, unsure: bool) -> None:
+        super()._take_back(unsure)
         self.take_backs += 1
+        self.unsure += unsure
         self.rows.pop(len(self.target_ids) - 1, None)
         self.target_ids.pop()
         self.seen.pop()
+
+    def _sample(self):
+        event = super()._sample()
+        if event is not None and event.word is not None and not self.policy.end_read:
+            self.early_words += 1
+        return event
 
     def _next_sentence(self) -> None:
         if self.rows:
@@ -75,6 +86,15 @@ def every_third_wants_to_end(tokens, logits):
     return logits
 
 
+def sometimes_unsure(tokens, logits):
+    """Deterministic: a sure word start, a sure letter, an unsure word start, a sure letter."""
+    sometimes_unsure.calls += 1
+    step = sometimes_unsure.calls % 4
+    if step == 2:  # a space leads, at e / (e + VOCAB - 1) < 0.5
+        return mx.zeros_like(logits) + mx.zeros((VOCAB,)).at[SPACE].add(1.0)
+    return logits + mx.zeros((VOCAB,)).at[SPACE if step == 0 else LETTER].add(1e4)
+
+
 def recorder(phi, **kw) -> Recorder:
     """A recording engine on the tiny model: wait-2, short words, short sentences."""
     return Recorder(
@@ -95,14 +115,17 @@ POLICIES = {
     "guarded": {"one_line": True, "read_on_end": True},
     "guarded-punct": {"one_line": True, "read_on_end": True, "read_on_sentence_end": True},
     "examples+ngram": {"examples": [("one two", "un deux")], "no_repeat_ngram": 2},
+    "unsure": {"min_confidence": 0.5},
 }
 
 
 @pytest.mark.parametrize("phi", [0, "source", "source+16", 1024])
 @pytest.mark.parametrize("policy", list(POLICIES))
 def test_engine_logits_equal_the_reference_pass(policy, phi):
-    every_third_wants_to_end.calls = 0
-    t = recorder(phi, logits_processors=[every_third_wants_to_end], **POLICIES[policy])
+    every_third_wants_to_end.calls = sometimes_unsure.calls = 0
+    unsure = "min_confidence" in POLICIES[policy]
+    processor = sometimes_unsure if unsure else every_third_wants_to_end
+    t = recorder(phi, logits_processors=[processor], **POLICIES[policy])
     for sentence in ("the cat sat on the mat", "a dog ran far away from home today"):
         t.feed(sentence)
         t.finish()
@@ -111,6 +134,9 @@ def test_engine_logits_equal_the_reference_pass(policy, phi):
     assert all(t.agree)
     if POLICIES[policy].get("read_on_end", True):
         assert t.take_backs > 0  # the early-end path ran and stayed exact
+    if unsure:
+        assert t.unsure > 0  # the unsure path ran too, and words were still written live
+        assert t.early_words > 0
 
 
 def test_the_recorder_would_see_a_wrong_layout():

@@ -196,3 +196,41 @@ def test_words_cut_at_a_mark_inside_a_number_are_joined_without_a_space():
     assert [w.text for w in written] == ["à", "9:", "30", "am."]
     assert [w.attached for w in written] == [False, False, True, False]
     assert join_words(written) == "à 9:30 am."
+
+
+def test_an_unsure_writer_reads_one_more_word_without_adding_lag():
+    s = make(1, ["Le", " chat", " noir", "<eos>"])
+    s.policy.add_source(3)
+    p = s.policy
+    assert p.next_action() is Action.READ
+    p.on_read()
+    p.on_started()
+    # Not sure of the first word: the header's last token (7) is held for after a read.
+    p.on_unsure(7)
+    assert not p.may_write() and p.next_action() is Action.READ
+    p.on_read()
+    assert p.next_action() is Action.FEED and p.held == 7
+    p.on_fed()
+    s.run()
+    # Word 0 at 2 words read; word 1 at 2 as well: wait-1 needs 2 and no lag was added,
+    # so the schedule catches up instead of trailing by a word (as an early end does).
+    assert s.words[:2] == [("Le", 2), ("chat", 2)]
+    assert p.extra == 0
+
+
+def test_unsure_waits_for_a_word_not_yet_received_and_is_cleared_per_sentence():
+    p = WaitK(k=1)
+    p.add_source(1)
+    p.on_read()
+    p.on_started()
+    p.on_unsure(7)
+    assert p.next_action() is Action.WAIT  # starved: the next word has not arrived
+    p.end_source()
+    assert p.next_action() is Action.READ_END  # the sentence end resolves it
+    p.on_read_end()
+    assert p.may_write()
+    p.reset(available=2)
+    assert p.unsure_at is None
+    p.on_unsure(1)
+    with pytest.raises(RuntimeError):
+        p.on_unsure(2)  # the held token must be fed first

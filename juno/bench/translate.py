@@ -82,6 +82,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="quality: example-turn counts to translate offline with (default: the config's; "
         "ratios are to the config's)",
     )
+    p.add_argument(
+        "--no-offline",
+        action="store_true",
+        help="quality: skip the offline translations (no ratio column)",
+    )
     p.add_argument("--wait-k", type=int, default=3, help="k for cost, baseline and memory")
     p.add_argument("--cost-sentences", type=int, default=1, help="cost: sentences of 40+ words")
     p.add_argument("--baseline-sentences", type=int, default=1, help="baseline: 30+-word ones")
@@ -343,8 +348,9 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
         )
         # Offline: the first line of a whole-sentence translation, every word at the
         # source end. Ratios are to the offline translation with the configured prompt.
-        counts = {cfg.translate.examples}
-        counts.update(int(n) for n in args.offline_examples.split(",") if n.strip())
+        counts = set() if args.no_offline else {cfg.translate.examples}
+        if not args.no_offline:
+            counts.update(int(n) for n in args.offline_examples.split(",") if n.strip())
         offline: dict[int, float] = {}
         for n in sorted(counts):
             ocfg = _with(cfg, examples=n)
@@ -354,7 +360,7 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
             offline[n] = float(cells[0])
             table.add_row(f"offline, {n} examples", *cells, "")
             console.print(f"  {pair} offline, {n} examples: {' | '.join(cells)}", style="dim")
-        base = offline[cfg.translate.examples]
+        base = offline.get(cfg.translate.examples)
         for policy, phi, k in settings:
             pcfg = _with(cfg, **POLICIES[policy])
             translator = _translator(model, tokenizer, pcfg, tgt, wait_k=k, phi=phi)

@@ -42,6 +42,7 @@ def make_translator(
         "system_prompt": tc.system_prompt,
         "examples": examples_for(source, target, tc.examples),
         "no_repeat_ngram": tc.no_repeat_ngram,
+        "min_confidence": tc.min_confidence,
         "sampler": make_sampler(temp=tc.temp, top_p=tc.top_p),
         "logits_processors": make_logits_processors(repetition_penalty=penalty),
     }

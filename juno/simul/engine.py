@@ -14,6 +14,7 @@ reading and writing between two tokens.
 from __future__ import annotations
 
 import functools
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -106,6 +107,13 @@ def word_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     return frozenset(i for i, text in enumerate(texts) if any(c.isalpha() for c in text))
 
 
+def space_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
+    """Tokens whose text opens with whitespace (they start a new word)."""
+    return frozenset(
+        i for i, text in enumerate(_token_texts(tokenizer, vocab)) if text[:1].isspace()
+    )
+
+
 def sentence_end_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Tokens whose text ends with a sentence-final mark (. ! ? and CJK ones)."""
     marks = (".", "!", "?", "。", "！", "？")
@@ -159,6 +167,7 @@ class StreamingTranslator:
         read_on_sentence_end: bool = False,
         examples: Sequence[tuple[str, str]] = (),
         no_repeat_ngram: int = 0,
+        min_confidence: float = 0.0,
     ) -> None:
         num_layers = check_supported(model)
         if wait_k < 1:
@@ -199,6 +208,12 @@ class StreamingTranslator:
             raise JunoError(f"no_repeat_ngram must be 0 (off) or at least 2, got {no_repeat_ngram}")
         self.no_repeat_ngram = no_repeat_ngram
         self._wordy = word_tokens(tokenizer, vocab) if no_repeat_ngram else frozenset()
+        # Before the source end, a word is started only when the model is this sure
+        # of its first token; otherwise one more source word is read first.
+        if not 0.0 <= min_confidence < 1.0:
+            raise JunoError(f"min_confidence must be in [0, 1), got {min_confidence}")
+        self._min_logprob = math.log(min_confidence) if min_confidence else None
+        self._spaced = space_tokens(tokenizer, vocab) if min_confidence else frozenset()
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
@@ -316,13 +331,20 @@ class StreamingTranslator:
                 logits[..., mx.array(sorted(banned))] = -mx.inf
         if self.read_on_end and not self.policy.eos_allowed:
             if int(mx.argmax(logits, axis=-1).item()) in self._early_ends:
-                self._take_back()
+                self._take_back(unsure=False)
                 self.stats.add_target(0, time.perf_counter() - start)
                 return None
         if not self.policy.eos_allowed:
             # More source may come: the translation must not end yet.
             logits = mx.where(self._end_mask, -mx.inf, logits)
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        if self._min_logprob is not None and not self.policy.eos_allowed:
+            best = int(mx.argmax(logprobs, axis=-1).item())
+            opens_word = not self._text.strip() or best in self._spaced
+            if opens_word and logprobs[0, best].item() < self._min_logprob:
+                self._take_back(unsure=True)
+                self.stats.add_target(0, time.perf_counter() - start)
+                return None
         token = int(self.sampler(logprobs).item())
         self.stats.add_target(0, time.perf_counter() - start, sampled=1)
 
@@ -344,11 +366,18 @@ class StreamingTranslator:
             target_words=self.policy.written,
         )
 
-    def _take_back(self) -> None:
-        """Roll the last target token out of the cache; the policy feeds it after a read."""
+    def _take_back(self, unsure: bool) -> None:
+        """Roll the last target token out of the cache; the policy feeds it after a read.
+
+        ``unsure``: the writer was not sure of the next word (no lag added);
+        otherwise it wanted to end early (one word of lag added).
+        """
         last = self._tokens[-1] if self._tokens else self.prompt.header[-1]
         self.cache.rollback(1)
-        self.policy.on_end_wanted(last)
+        if unsure:
+            self.policy.on_unsure(last)
+        else:
+            self.policy.on_end_wanted(last)
 
     def _piece(self, token: int) -> str:
         """The text ``token`` adds to the sentence's translation."""

@@ -102,6 +102,7 @@ class WaitK:
     started: bool = False  # the assistant header is encoded
     written: int = 0  # target words finished (the index of the word in progress)
     extra: int = 0  # words of lag added because the writer wanted to end early
+    unsure_at: int | None = None  # source words read when the writer was last unsure
     held: int | None = None  # sampled token waiting to be fed
     finished: bool = False  # EOS sampled or the word limit reached
     word_tokens: list[int] = field(default_factory=list)
@@ -142,7 +143,11 @@ class WaitK:
         """Whether target word ``written`` may be (or keep being) written now."""
         if self.finished or self.written >= self.word_limit:
             return False
-        return self.end_read or self.read >= self.k + self.extra + self.written
+        if self.end_read:
+            return True
+        if self.unsure_at is not None and self.read <= self.unsure_at:
+            return False
+        return self.read >= self.k + self.extra + self.written
 
     def next_action(self) -> Action:
         if self.finished:
@@ -183,6 +188,18 @@ class WaitK:
         if self.held is not None or self.end_read:
             raise RuntimeError("an early end only while sampling, before the source end")
         self.extra += 1
+        self.held = last_token
+
+    def on_unsure(self, last_token: int) -> None:
+        """The writer is not sure enough of the next word: read one more word first.
+
+        As with an early end, ``last_token`` was taken back out of the cache and
+        is fed again after the read. Unlike it, no lag is added to the schedule:
+        once the writer is sure, it catches up with wait-k (k is a floor).
+        """
+        if self.held is not None or self.end_read:
+            raise RuntimeError("unsure only while sampling, before the source end")
+        self.unsure_at = self.read
         self.held = last_token
 
     def on_token(self, token: int, piece: str, is_eos: bool) -> TargetWord | None:
@@ -229,5 +246,5 @@ class WaitK:
         self.available, self.read = available, 0
         self.source_ended, self.end_read = source_ended, False
         self.started, self.finished = False, False
-        self.written, self.held, self.extra = 0, None, 0
+        self.written, self.held, self.extra, self.unsure_at = 0, None, 0, None
         self.word_tokens, self.word_text = [], ""
