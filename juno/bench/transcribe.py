@@ -33,6 +33,11 @@ SAMPLE_RATE_HZ = 16000
 # Replays: the configured stepper on a clock that ignores or counts compute; on
 # the full 30 s context; fitted, with the full context at pauses (both unaware).
 MODES = ("unaware", "aware", "full-ctx", "full-at-pause")
+# The transcribe keys each mode sets (the others replay the config as it is).
+MODE_KEYS: dict[str, dict[str, bool]] = {
+    "full-ctx": {"fit_audio_ctx": False},
+    "full-at-pause": {"fit_audio_ctx": True, "full_ctx_at_pause": True},
+}
 
 
 @dataclass(frozen=True)
@@ -115,10 +120,7 @@ def _stream(model, cfg: Config, clip: Clip, mode: str, chunk_s: float):
     from juno.transcriber.build import make_transcriber
     from juno.transcriber.replay import ReplayStats, replay
 
-    if mode == "full-ctx":
-        cfg = _with(cfg, fit_audio_ctx=False)
-    elif mode == "full-at-pause":
-        cfg = _with(cfg, fit_audio_ctx=True, full_ctx_at_pause=True)
+    cfg = _with(cfg, **MODE_KEYS.get(mode, {}))
     stepper = make_transcriber(model, cfg, language=clip.language)
     stats = ReplayStats()
     out = list(replay(stepper, clip.audio, chunk_s, mode == "aware", stats))
