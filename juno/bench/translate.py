@@ -46,6 +46,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     "no-repeat": {"one_line": True, "read_on_end": True, "examples": 0, "no_repeat_ngram": 4},
     "primed": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 0},
     "juno": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 4},
+    "juno-4ex": {"one_line": True, "read_on_end": True, "examples": 4, "no_repeat_ngram": 4},
     "juno-punct": {
         "one_line": True,
         "read_on_end": True,
