@@ -86,7 +86,7 @@ class TranslateConfig:
     # When the model would end before the sentence is read, read another word (k is a floor).
     read_on_end: bool = True
     # With read_on_end: a sentence-final mark (. ! ?) before the source end also reads instead.
-    read_on_sentence_end: bool = False
+    read_on_sentence_end: bool = True
     # Example translations shown before the first sentence (few-shot); 0 for none.
     examples: int = 2
     # Never write a token that repeats an n-gram of the sentence's translation; 0 is off.

@@ -37,23 +37,27 @@ from juno.simul.policy import join_words
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 PARTS = ("cost", "baseline", "speed", "quality", "memory")
-# Writer policies, as translate-config overrides: the paper's plain wait-k, then
-# each guard added on top of the one before, so each contribution is measured.
+def _policy(line: bool, end: bool, examples: int, ngram: int, mark: bool) -> dict[str, Any]:
+    return {
+        "one_line": line,
+        "read_on_end": end,
+        "examples": examples,
+        "no_repeat_ngram": ngram,
+        "read_on_sentence_end": mark,
+    }
+
+
+# Writer policies, as translate-config overrides: the paper's plain wait-k, then the
+# guards added one at a time so each contribution is measured; "juno" is the default.
 POLICIES: dict[str, dict[str, Any]] = {
-    "plain": {"one_line": False, "read_on_end": False, "examples": 0, "no_repeat_ngram": 0},
-    "one-line": {"one_line": True, "read_on_end": False, "examples": 0, "no_repeat_ngram": 0},
-    "guarded": {"one_line": True, "read_on_end": True, "examples": 0, "no_repeat_ngram": 0},
-    "no-repeat": {"one_line": True, "read_on_end": True, "examples": 0, "no_repeat_ngram": 4},
-    "primed": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 0},
-    "juno": {"one_line": True, "read_on_end": True, "examples": 2, "no_repeat_ngram": 4},
-    "juno-4ex": {"one_line": True, "read_on_end": True, "examples": 4, "no_repeat_ngram": 4},
-    "juno-punct": {
-        "one_line": True,
-        "read_on_end": True,
-        "examples": 2,
-        "no_repeat_ngram": 4,
-        "read_on_sentence_end": True,
-    },
+    "plain": _policy(False, False, 0, 0, False),
+    "one-line": _policy(True, False, 0, 0, False),
+    "guarded": _policy(True, True, 0, 0, False),
+    "no-repeat": _policy(True, True, 0, 4, False),
+    "primed": _policy(True, True, 2, 0, False),
+    "no-mark-read": _policy(True, True, 2, 4, False),
+    "4-examples": _policy(True, True, 4, 4, False),
+    "juno": _policy(True, True, 2, 4, True),
 }
 FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
 
