@@ -37,6 +37,8 @@ from juno.simul.policy import join_words
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 PARTS = ("cost", "baseline", "speed", "quality", "memory")
+
+
 def _policy(line: bool, end: bool, examples: int, ngram: int, mark: bool) -> dict[str, Any]:
     return {
         "one_line": line,
