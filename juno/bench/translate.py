@@ -59,6 +59,7 @@ POLICIES: dict[str, dict[str, Any]] = {
     "primed": _policy(True, True, 2, 0, False),
     "no-mark-read": _policy(True, True, 2, 4, False),
     "4-examples": _policy(True, True, 4, 4, False),
+    "1-example": _policy(True, True, 1, 4, True),
     "juno": _policy(True, True, 2, 4, True),
 }
 FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
