@@ -356,8 +356,9 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
         )
         # Offline: the first line of a whole-sentence translation, every word at the
         # source end. Ratios are to the offline translation with the configured prompt.
-        counts = set() if args.no_offline else {cfg.translate.examples}
+        counts: set[int] = set()
         if not args.no_offline:
+            counts = {cfg.translate.examples}
             counts.update(int(n) for n in args.offline_examples.split(",") if n.strip())
         offline: dict[int, float] = {}
         for n in sorted(counts):
