@@ -28,6 +28,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("process",), "juno.commands.process", "run one stage of the pipeline on its own"),
     (("translate",), "juno.commands.translate", "streaming text translation"),
     (("transcribe",), "juno.commands.transcribe", "streaming transcription of an audio file"),
+    (("tune",), "juno.commands.tune", "streaming-aware LoRA fine-tuning of the LLM"),
     (("eval",), "juno.commands.eval", "evaluate live translation on a manifest"),
     (("bench", "backend"), "juno.bench.backend", "matmul and forward speed, OpenBLAS vs not"),
     (("bench", "translate"), "juno.bench.translate", "streaming translation benchmark"),

@@ -74,6 +74,8 @@ class TranscribeConfig:
 class TranslateConfig:
     # LLM: Hub repo id, local MLX folder, GGUF file or imported model name.
     model: str = DEFAULT_LLM
+    # LoRA adapter folder (from `juno tune`) applied to the model; empty for none.
+    adapter: str = ""
     # Wait-k: target word i is written once k + i source words are read.
     wait_k: int = 3
     # Target stream start position: an integer, "source" to continue after the source

@@ -118,7 +118,7 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
     # Sockets first: a taken port fails before the model loads.
     words = bus.socket(ctx, zmq.PULL, bind=args.words)
     target = bus.socket(ctx, zmq.XPUB, bind=args.target)
-    model, tokenizer, path = load_llm(cfg.translate.model, cfg)
+    model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
     link = _Link(make_translator(model, tokenizer, cfg), words, target)
     translator = link.translator
     bus.wait_subscribers(link.target, args.subscribers, 60, "translations")

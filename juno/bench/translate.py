@@ -61,6 +61,9 @@ POLICIES: dict[str, dict[str, Any]] = {
     "4-examples": _policy(True, True, 4, 4, False),
     "1-example": _policy(True, True, 1, 4, True),
     "juno": _policy(True, True, 2, 4, True),
+    # The default's guards without example turns: for a model tuned with `juno tune`
+    # (which trains without them), e.g. --set translate.adapter=FOLDER.
+    "tuned": _policy(True, True, 0, 4, True),
 }
 FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
 
@@ -431,7 +434,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise JunoError(f"--parts: unknown {', '.join(unknown)} (choose from {', '.join(PARTS)})")
-    model, tokenizer, path = load_llm(args.model, cfg)
+    model, tokenizer, path = load_llm(args.model, cfg, cfg.translate.adapter)
     console.print(
         f"model {Path(path).name} ({model_type(model)}), {mx.default_device()}, "
         f"phi default {cfg.translate.phi}, max {cfg.translate.max_tokens_per_word} tokens/word\n"

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     asr_s = time.perf_counter() - start
     print(f"transcript ({whisper_path.name}, {asr_s:.1f} s): {transcript}")
 
-    model, tokenizer, llm_path = load_llm(cfg.translate.model, cfg)
+    model, tokenizer, llm_path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
     start = time.perf_counter()
     translation = translate_offline(
         model, tokenizer, cfg, transcript, cfg.source_language, target

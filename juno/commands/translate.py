@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         language_name(args.source)  # an unknown code fails before the model loads
     if args.target:
         language_name(args.target)
-    model, tokenizer, _ = load_llm(args.model or tc.model, cfg)
+    model, tokenizer, _ = load_llm(args.model or tc.model, cfg, tc.adapter)
     translator = make_translator(
         model, tokenizer, cfg, source=args.source, target=args.target, **overrides
     )

@@ -100,7 +100,8 @@ class Evaluator:
         if any(self.targets(i) for i in items):
             from juno.models.loading import load_llm
 
-            self.llm, self.tokenizer, self.llm_path = load_llm(self.cfg.translate.model, self.cfg)
+            tc = self.cfg.translate
+            self.llm, self.tokenizer, self.llm_path = load_llm(tc.model, self.cfg, tc.adapter)
             warm = self._translator("en", "fr", self.settings.ks[0])
             warm.feed("Hello.")
             warm.finish()

@@ -9,6 +9,7 @@ from typing import Any
 
 from juno import backend
 from juno.config import Config
+from juno.errors import JunoError
 from juno.models.resolve import resolve
 
 log = logging.getLogger(__name__)
@@ -27,15 +28,22 @@ def whisper_dtype() -> Any:
     return _mx_dtype(backend.compute_dtype_name()) or mx.float16
 
 
-def load_llm(spec: str, cfg: Config) -> tuple[Any, Any, Path]:
-    """Resolve and load an LLM with mlx-lm: (model, tokenizer, folder)."""
+def load_llm(spec: str, cfg: Config, adapter: str = "") -> tuple[Any, Any, Path]:
+    """Resolve and load an LLM with mlx-lm: (model, tokenizer, folder).
+
+    ``adapter``: a LoRA adapter folder in mlx-lm's format (``juno tune`` writes one).
+    """
     import mlx.core as mx
     from mlx_lm import load
     from mlx_lm.utils import dequantize_model
 
     path = resolve(spec, "llm", cfg.models)
+    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
+        raise JunoError(f"adapter {adapter}: no adapter_config.json there (see juno tune)")
     start = time.perf_counter()
-    model, tokenizer, model_config = load(str(path), return_config=True)
+    model, tokenizer, model_config = load(
+        str(path), adapter_path=adapter or None, return_config=True
+    )
     dtype = _mx_dtype(backend.compute_dtype_name())
     if dtype is not None:
         if model_config.get("quantization"):
@@ -44,7 +52,12 @@ def load_llm(spec: str, cfg: Config) -> tuple[Any, Any, Path]:
         model.set_dtype(dtype)
         mx.eval(model.parameters())
     backend.log_backend()
-    log.info("loaded LLM %s in %.1f s", path.name, time.perf_counter() - start)
+    log.info(
+        "loaded LLM %s%s in %.1f s",
+        path.name,
+        f" with adapter {adapter}" if adapter else "",
+        time.perf_counter() - start,
+    )
     return model, tokenizer, path
 
 

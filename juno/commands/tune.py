@@ -1,0 +1,150 @@
+"""``juno tune``: streaming-aware LoRA fine-tuning of the translation LLM.
+
+Trains on FLORES dev pairs laid out as the engine streams them (see
+:mod:`juno.simul.finetune`). By default the pairs come from line 100 on: the
+benchmark scores the first lines (``juno bench translate --sentences N`` with
+N <= 100), so training never sees them. Prints what the run cost; the adapter
+folder it writes is used with ``--set translate.adapter=FOLDER``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+from pathlib import Path
+
+from juno.config import Config
+from juno.errors import JunoError
+
+# The benchmark scores at most this many leading FLORES dev lines.
+EVAL_LINES = 100
+# Without a terminal (a log file), a line every this many steps instead of the bar.
+LOG_EVERY = 25
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="LLM spec (default: translate.model)")
+    p.add_argument("--out", type=Path, required=True, help="adapter folder to write")
+    p.add_argument("--pairs", default="en-fr,en-de", help="language pairs, comma-separated")
+    p.add_argument(
+        "--lines",
+        default=f"{EVAL_LINES}:",
+        help="FLORES dev lines to train on, START:END (default: after the benchmark's)",
+    )
+    p.add_argument("--held-out", type=int, default=8, help="pairs per language kept for the loss")
+    p.add_argument("--steps", type=int, default=400, help="training steps (one pair each)")
+    p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
+    p.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    p.add_argument("--ks", default="2,3,4,5,6", help="wait-k values drawn per pair")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _line_range(text: str) -> slice:
+    try:
+        start, _, end = text.partition(":")
+        return slice(int(start) if start else 0, int(end) if end else None)
+    except ValueError:
+        raise JunoError(f"--lines must be START:END, got {text!r}") from None
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from juno.bench.translate import _flores
+    from juno.languages import language_name
+    from juno.models.loading import load_llm
+    from juno.simul.engine import DEFAULT_SYSTEM_PROMPT, parse_phi
+    from juno.simul.examples import examples_for
+    from juno.simul.finetune import TuneOptions, add_lora, make_example, save_adapter, train
+    from juno.simul.prompt import StreamPrompt
+
+    console = Console()
+    tc = cfg.translate
+    lines = _line_range(args.lines)
+    if (lines.start or 0) < EVAL_LINES:
+        console.print(f"[yellow]warning: lines before {EVAL_LINES} are the benchmark's[/]")
+    try:
+        ks = tuple(int(k) for k in args.ks.split(","))
+    except ValueError:
+        raise JunoError(f"--ks must be integers, got {args.ks!r}") from None
+    if not ks or min(ks) < 1 or args.steps < 1 or args.rank < 1 or args.held_out < 0:
+        raise JunoError("--ks must be >= 1, --steps and --rank positive, --held-out >= 0")
+    phi = parse_phi(tc.phi)
+    options = TuneOptions(
+        steps=args.steps,
+        learning_rate=args.lr,
+        rank=args.rank,
+        ks=ks,
+        seed=args.seed,
+        phi=str(phi),
+        examples=tc.examples,
+    )
+    if tc.adapter:
+        raise JunoError("translate.adapter is set: tune the base model (unset it)")
+    spec = args.model or tc.model
+    model, tokenizer, path = load_llm(spec, cfg)
+
+    builders, held_out = [], []
+    for pair in (p.strip() for p in args.pairs.split(",") if p.strip()):
+        source, _, target = pair.partition("-")
+        system = (tc.system_prompt or DEFAULT_SYSTEM_PROMPT).format(
+            source=language_name(source), target=language_name(target)
+        )
+        prompt = StreamPrompt.from_template(
+            tokenizer, system, examples_for(source, target, tc.examples)
+        )
+        # The end of the assistant turn the engine samples (ChatML: <|im_end|>).
+        eos = tokenizer.eos_token_ids
+        end = prompt.footer[0] if prompt.footer[:1] and prompt.footer[0] in eos else min(eos)
+        src, ref = _flores(source)[lines], _flores(target)[lines]
+
+        def builder(s: str, r: str, prompt=prompt, end=end):
+            ids = tokenizer.encode(r, add_special_tokens=False)
+            return lambda k: make_example(tokenizer, prompt, s.split(), ids, end, k, phi)
+
+        pairs = [builder(s, r) for s, r in zip(src, ref, strict=True)]
+        held_out += [b(tc.wait_k) for b in pairs[: args.held_out]]
+        builders += pairs[args.held_out :]
+    console.print(
+        f"tuning {Path(path).name}: {len(builders)} pairs ({args.pairs}, lines {args.lines}), "
+        f"{len(held_out)} held out, {args.steps} steps, LoRA rank {args.rank}, k in {ks}, "
+        f"phi {phi}, {tc.examples} example turns"
+    )
+    lora = add_lora(model, options)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("training", total=args.steps, loss=float("nan"))
+
+        def on_step(step: int, loss: float) -> None:
+            progress.update(task, completed=step + 1, loss=loss)
+            if not console.is_terminal and (step + 1) % LOG_EVERY == 0:
+                console.print(f"step {step + 1}/{args.steps} loss {loss:.3f}")
+
+        report = train(model, builders, held_out, options, on_step)
+    info = {
+        "base_model": spec,
+        "pairs": args.pairs,
+        "lines": args.lines,
+        "seconds": round(report.seconds, 1),
+        "seconds_per_step": round(report.seconds_per_step, 2),
+        "tokens": report.tokens,
+        "held_out_loss": [round(report.held_out_before, 4), round(report.held_out_after, 4)],
+        "machine": f"{platform.machine()} {platform.system()}",
+    }
+    save_adapter(model, args.out, lora, options, info)
+    console.print(
+        f"trained {report.steps} steps in {report.seconds:.0f} s "
+        f"({report.seconds_per_step:.2f} s/step, {report.tokens / report.seconds:.0f} tokens/s), "
+        f"peak memory {report.peak_memory_gb:.1f} GB\n"
+        f"training loss {report.first_loss:.3f} -> {report.last_loss:.3f} "
+        f"(first and last tenth); held-out loss at wait-{tc.wait_k} "
+        f"{report.held_out_before:.3f} -> {report.held_out_after:.3f}\n"
+        f"adapter written to {args.out}; use it with --set translate.adapter={args.out}"
+    )
+    return 0

@@ -1,0 +1,143 @@
+"""Streaming-aware fine-tuning trains on exactly what the engine computes.
+
+The engine streams a sentence on a tiny random model and records the logits
+it sampled each token from; the training layout of the same (source, output)
+pair must give the same rows. Then a few LoRA steps on the tiny model lower
+the training loss, and the saved adapter loads back through mlx-lm.
+"""
+
+from __future__ import annotations
+
+import json
+
+import mlx.core as mx
+import pytest
+from test_simul_cache import TOLERANCE, tiny_model
+from test_simul_engine import EOS, CharTokenizer
+
+from juno.errors import JunoError
+from juno.simul.engine import StreamingTranslator
+from juno.simul.finetune import (
+    ADAPTER_CONFIG,
+    TuneOptions,
+    add_lora,
+    make_example,
+    save_adapter,
+    streaming_logits,
+    streaming_loss,
+    train,
+)
+from juno.simul.prompt import StreamPrompt
+
+SOURCE = "the cat sat on the mat today"
+
+
+def engine_trace(phi, k=2, max_tokens_per_word=3):
+    """Stream SOURCE through a plain engine; (translator, sampled tokens, their logit rows)."""
+    rows: list[mx.array] = []
+    state: dict = {}
+
+    def record(tokens, logits):
+        rows.append(logits[0])
+        # End the translation a few tokens after the source end is read.
+        if state["t"].policy.end_read:
+            state["after_end"] = state.get("after_end", 0) + 1
+            if state["after_end"] >= 4:
+                return logits + mx.zeros(logits.shape[-1:]).at[EOS].add(1e4)
+        return logits
+
+    t = StreamingTranslator(
+        tiny_model("qwen2"),
+        CharTokenizer(),
+        source_language="English",
+        target_language="French",
+        wait_k=k,
+        phi=phi,
+        max_tokens_per_word=max_tokens_per_word,
+        logits_processors=[record],
+        one_line=False,
+        read_on_end=False,
+    )
+    state["t"] = t
+    t.feed(SOURCE)
+    tokens = [e.token for e in t.events()]
+    t.end_sentence()
+    tokens += [e.token for e in t.events()]
+    return t, tokens, rows
+
+
+@pytest.mark.parametrize("phi", ["source", "source+16", 0, 1024])
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_training_rows_equal_the_engine_rows(phi, k):
+    t, tokens, rows = engine_trace(phi, k)
+    assert tokens[-1] == EOS and len(tokens) >= 6
+    ex = make_example(t.tokenizer, t.prompt, SOURCE.split(), tokens[:-1], EOS, k, phi, 3)
+    assert ex.labels == tuple(tokens)
+    logits = streaming_logits(t.model, ex)
+    start = ex.label_start - 1
+    diffs = [mx.abs(logits[start + i] - row).max().item() for i, row in enumerate(rows)]
+    assert len(diffs) == len(tokens)
+    assert max(diffs) <= TOLERANCE, max(diffs)
+    # Some target rows saw only part of the source: the layout is streaming, not offline.
+    assert min(ex.seen) < len(ex.source)
+
+
+def test_a_wrong_schedule_gives_other_rows():
+    """Negative control: the same pair laid out under another k does not match the engine."""
+    t, tokens, rows = engine_trace("source", k=2)
+    ex = make_example(t.tokenizer, t.prompt, SOURCE.split(), tokens[:-1], EOS, 3, "source", 3)
+    logits = streaming_logits(t.model, ex)
+    start = ex.label_start - 1
+    assert max(mx.abs(logits[start + i] - row).max().item() for i, row in enumerate(rows)) > 1e-2
+
+
+def test_the_layout_follows_wait_k():
+    tok = CharTokenizer()
+    prompt = StreamPrompt.from_template(tok, "Translate.")
+    words = ["ab", "cd", "ef"]
+    target = tok.encode("x yz w")
+    ex = make_example(tok, prompt, words, target, EOS, k=2, phi="source+5")
+    prefix = len(prompt.prefix)
+    two_words = prefix + len("ab cd")
+    assert ex.phi == two_words + 5
+    header = len(prompt.header)
+    # The header and the first word see two source words; "yz" sees three; "w" the end too.
+    assert ex.seen[:header] == (two_words,) * header
+    assert ex.seen[header] == two_words  # "x"
+    everything = prefix + len("ab cd ef") + len(prompt.footer)
+    assert set(ex.seen[header + 1 :]) <= {prefix + len("ab cd ef"), everything}
+    assert ex.seen[-1] == everything
+    assert ex.labels == (*target, EOS)
+    with pytest.raises(JunoError):
+        make_example(tok, prompt, [], target, EOS, k=2)
+
+
+def test_lora_steps_lower_the_loss_and_the_adapter_loads_back(tmp_path):
+    from mlx_lm.tuner.utils import load_adapters
+
+    t, tokens, _ = engine_trace("source+16")
+    tok, prompt = t.tokenizer, t.prompt
+    pairs = [("the cat sat on the mat", "le chat"), ("a dog ran far", "un chien")]
+
+    def builder(src, tgt):
+        ids = tok.encode(tgt)
+        return lambda k: make_example(tok, prompt, src.split(), ids, EOS, k, "source+16")
+
+    model = tiny_model("qwen2")
+    options = TuneOptions(steps=30, learning_rate=1e-2, rank=4, ks=(1, 2), phi="source+16")
+    lora = add_lora(model, options)
+    held = [builder(*pairs[0])(2)]
+    report = train(model, [builder(s, g) for s, g in pairs], held, options)
+    assert report.steps == 30 and report.tokens > 0 and report.seconds > 0
+    assert report.held_out_after < report.held_out_before
+    assert report.last_loss < report.first_loss
+    save_adapter(model, tmp_path, lora, options, {"pairs": 2})
+    config = json.loads((tmp_path / ADAPTER_CONFIG).read_text())
+    assert config["fine_tune_type"] == "lora" and config["juno"]["options"]["rank"] == 4
+
+    fresh = tiny_model("qwen2")
+    before = streaming_loss(fresh, held[0]).item()
+    load_adapters(fresh, str(tmp_path))
+    after = streaming_loss(fresh, held[0]).item()
+    assert abs(after - report.held_out_after) < 1e-4
+    assert after < before
