@@ -13,6 +13,7 @@ through on silence, noise and music.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -242,33 +243,34 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         f"{t.full_ctx_at_pause}), chunk {args.chunk_ms} ms"
     )
     results: dict[str, Result] = {}
-    per_clip = args.jsonl.open("w", encoding="utf-8") if args.jsonl else None
-    for clip in clips:
-        r = results.setdefault(clip.group, Result())
-        r.refs.append(clip.reference)
-        r.audio_s += len(clip.audio) / SAMPLE_RATE_HZ
-        if not args.no_offline:
-            whole = mlx_whisper.transcribe(
-                clip.audio, path_or_hf_repo=str(path), language=clip.language, fp16=False
-            )
-            r.offline.append(whole["text"])
-        record: dict = {"set": clip.group, "clip": clip.name, "language": clip.language}
-        record |= {"audio_s": len(clip.audio) / SAMPLE_RATE_HZ, "reference": clip.reference}
-        record["whole"] = r.offline[-1] if not args.no_offline else None
-        for mode in modes:
-            emitted, stats = _stream(model, cfg, clip, mode, chunk_s)
-            text = " ".join(e.word.text for e in emitted)
-            lags = [e.emitted_s - e.word.end_s for e in emitted]
-            r.streams.setdefault(mode, []).append(text)
-            r.lags.setdefault(mode, []).extend(lags)
-            r.compute_s[mode] = r.compute_s.get(mode, 0.0) + stats.compute_s
-            record[mode] = {"text": text, "lags_s": lags, "compute_s": stats.compute_s}
-        if per_clip:
-            per_clip.write(json.dumps(record, ensure_ascii=False) + "\n")
-            per_clip.flush()
-        print(f"# {clip.name}: {r.streams[modes[0]][-1] if modes else ''}", flush=True)
-    if per_clip:
-        per_clip.close()
+    with contextlib.ExitStack() as files:
+        per_clip = (
+            files.enter_context(args.jsonl.open("w", encoding="utf-8")) if args.jsonl else None
+        )
+        for clip in clips:
+            r = results.setdefault(clip.group, Result())
+            r.refs.append(clip.reference)
+            r.audio_s += len(clip.audio) / SAMPLE_RATE_HZ
+            if not args.no_offline:
+                whole = mlx_whisper.transcribe(
+                    clip.audio, path_or_hf_repo=str(path), language=clip.language, fp16=False
+                )
+                r.offline.append(whole["text"])
+            record: dict = {"set": clip.group, "clip": clip.name, "language": clip.language}
+            record |= {"audio_s": len(clip.audio) / SAMPLE_RATE_HZ, "reference": clip.reference}
+            record["whole"] = r.offline[-1] if not args.no_offline else None
+            for mode in modes:
+                emitted, stats = _stream(model, cfg, clip, mode, chunk_s)
+                text = " ".join(e.word.text for e in emitted)
+                lags = [e.emitted_s - e.word.end_s for e in emitted]
+                r.streams.setdefault(mode, []).append(text)
+                r.lags.setdefault(mode, []).extend(lags)
+                r.compute_s[mode] = r.compute_s.get(mode, 0.0) + stats.compute_s
+                record[mode] = {"text": text, "lags_s": lags, "compute_s": stats.compute_s}
+            if per_clip:
+                per_clip.write(json.dumps(record, ensure_ascii=False) + "\n")
+                per_clip.flush()
+            print(f"# {clip.name}: {r.streams[modes[0]][-1] if modes else ''}", flush=True)
 
     head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
     for mode in modes:
