@@ -26,3 +26,20 @@ def test_the_05b_model_translates_a_sentence_into_french(llm_05b_path: Path) -> 
     words = out.lower().replace(".", " ").split()
     assert "famille" in words and "amis" in words, out
     assert "family" not in words and "friends" not in words, out
+
+
+@pytest.mark.real_weights
+def test_batched_offline_translation_equals_one_at_a_time(llm_05b_path: Path) -> None:
+    from juno.simul.offline import translate_offline_batch
+
+    cfg = config.load()
+    model, tokenizer, _ = load_llm(str(llm_05b_path), cfg)
+    # Different lengths, so the batch is padded; batch size 2 splits it in two batches.
+    texts = ["Good morning.", "I love my family and my friends.", "The house is very old."]
+    seen: list[int] = []
+    batched = translate_offline_batch(
+        model, tokenizer, cfg, texts, "en", "fr", batch_size=2, on_batch=seen.append
+    )
+    assert seen == [2, 1]
+    one_by_one = [translate_offline(model, tokenizer, cfg, t, "en", "fr").text for t in texts]
+    assert batched == one_by_one

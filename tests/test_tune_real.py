@@ -6,12 +6,14 @@ import json
 
 import pytest
 
+from juno import config
 from juno.bench.translate import _flores
 from juno.cli import main
 from juno.config import Config
 from juno.models.loading import load_llm
 from juno.simul.build import make_translator
 from juno.simul.finetune import ADAPTER_CONFIG, make_example, streaming_loss
+from juno.simul.offline import translate_offline
 from juno.simul.prompt import StreamPrompt
 
 pytestmark = pytest.mark.real_weights
@@ -51,3 +53,21 @@ def test_a_missing_adapter_is_a_one_line_error(llm_05b_path, tmp_path, capsys):
     assert main([*argv, "--set", f"translate.adapter={tmp_path / 'none'}"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no adapter_config.json" in err[0]
+
+
+def test_tune_on_the_models_own_translations_saves_and_trains_on_them(llm_05b_path, tmp_path):
+    out = tmp_path / "adapter"
+    argv = ["tune", "--model", str(llm_05b_path), "--out", str(out), "--pairs", "en-fr"]
+    argv += ["--lines", "100:102", "--held-out", "0", "--steps", "1", "--targets", "model"]
+    argv += ["--set", "translate.examples=0"]
+    assert main(argv) == 0
+    assert json.loads((out / ADAPTER_CONFIG).read_text())["juno"]["targets"] == "model"
+    rows = [json.loads(line) for line in (out / "targets-en-fr.jsonl").read_text().splitlines()]
+    assert [r["source"] for r in rows] == _flores("en")[100:102]
+
+    # The targets are the base model's offline translations with the same prompt,
+    # not the references.
+    cfg = config.load(overrides=[config.parse_override("translate.examples=0")])
+    model, tokenizer, _ = load_llm(str(llm_05b_path), cfg)
+    first = translate_offline(model, tokenizer, cfg, rows[0]["source"], "en", "fr").text
+    assert rows[0]["target"] == first and first != _flores("fr")[100]

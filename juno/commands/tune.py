@@ -36,6 +36,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     p.add_argument("--rank", type=int, default=8, help="LoRA rank")
     p.add_argument("--ks", default="2,3,4,5,6", help="wait-k values drawn per pair")
+    p.add_argument(
+        "--targets",
+        choices=("reference", "model"),
+        default="reference",
+        help="train on the FLORES reference translations, or on the model's own offline "
+        "translations of the same sources (self-distillation; they are saved in OUT)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -45,6 +52,39 @@ def _line_range(text: str) -> slice:
         return slice(int(start) if start else 0, int(end) if end else None)
     except ValueError:
         raise JunoError(f"--lines must be START:END, got {text!r}") from None
+
+
+def _teacher(model, tokenizer, cfg: Config, sources, source: str, target: str, out: Path, console):
+    """The model's own offline translations of ``sources`` (no adapter yet), saved in ``out``."""
+    import json
+    import time
+
+    from rich.progress import Progress
+
+    from juno.simul.offline import translate_offline_batch
+
+    start = time.perf_counter()
+    with Progress(console=console) as progress:
+        task = progress.add_task(f"translating {source}-{target} offline", total=len(sources))
+        hyps = translate_offline_batch(
+            model,
+            tokenizer,
+            cfg,
+            list(sources),
+            source,
+            target,
+            on_batch=lambda n: progress.advance(task, n),
+        )
+    seconds = time.perf_counter() - start
+    console.print(
+        f"{source}-{target}: {len(sources)} offline translations in {seconds:.0f} s "
+        f"({seconds / max(1, len(sources)):.1f} s each)"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / f"targets-{source}-{target}.jsonl", "w", encoding="utf-8") as f:
+        for s, h in zip(sources, hyps, strict=True):
+            f.write(json.dumps({"source": s, "target": h}, ensure_ascii=False) + "\n")
+    return hyps
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
@@ -98,18 +138,21 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         eos = tokenizer.eos_token_ids
         end = prompt.footer[0] if prompt.footer[:1] and prompt.footer[0] in eos else min(eos)
         src, ref = _flores(source)[lines], _flores(target)[lines]
+        if args.targets == "model":
+            ref = _teacher(model, tokenizer, cfg, src, source, target, args.out, console)
 
         def builder(s: str, r: str, prompt=prompt, end=end):
             ids = tokenizer.encode(r, add_special_tokens=False)
             return lambda k: make_example(tokenizer, prompt, s.split(), ids, end, k, phi)
 
-        pairs = [builder(s, r) for s, r in zip(src, ref, strict=True)]
+        # An empty or echoed (untranslated) target teaches nothing: skip it.
+        pairs = [builder(s, r) for s, r in zip(src, ref, strict=True) if r and r != s]
         held_out += [b(tc.wait_k) for b in pairs[: args.held_out]]
         builders += pairs[args.held_out :]
     console.print(
         f"tuning {Path(path).name}: {len(builders)} pairs ({args.pairs}, lines {args.lines}), "
         f"{len(held_out)} held out, {args.steps} steps, LoRA rank {args.rank}, k in {ks}, "
-        f"phi {phi}, {tc.examples} example turns"
+        f"phi {phi}, {tc.examples} example turns, {args.targets} targets"
     )
     lora = add_lora(model, options)
     with Progress(
@@ -131,6 +174,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         "base_model": spec,
         "pairs": args.pairs,
         "lines": args.lines,
+        "targets": args.targets,
         "seconds": round(report.seconds, 1),
         "seconds_per_step": round(report.seconds_per_step, 2),
         "tokens": report.tokens,
