@@ -1,4 +1,4 @@
-"""Where the development data lives (``shared/data`` beside the checkout)."""
+"""Where the development data lives (``shared/data`` beside the checkout) and its FLORES files."""
 
 from __future__ import annotations
 
@@ -16,3 +16,17 @@ def shared_data() -> Path:
     if not path.is_dir():
         raise JunoError(f"development data not found at {path} (set JUNO_DATA)")
     return path
+
+
+# FLORES-200 file names of the languages the benchmark and ``juno tune`` use.
+FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
+
+
+def flores_dev(lang: str, n: int | None = None) -> list[str]:
+    """The FLORES-200 dev sentences of ``lang`` (a code in :data:`FLORES`), the first ``n``."""
+    path = shared_data() / "flores200-dev" / f"{FLORES[lang]}.dev"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise JunoError(f"cannot read {path}: {e.strerror}") from None
+    return lines[:n] if n else lines

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
 from juno import config
-from juno.bench.translate import _flores
 from juno.cli import main
 from juno.config import Config
+from juno.errors import JunoError
 from juno.models.loading import load_llm
+from juno.paths import flores_dev
 from juno.simul.build import make_translator
 from juno.simul.finetune import ADAPTER_CONFIG, make_example, streaming_loss
 from juno.simul.offline import translate_offline
@@ -28,6 +30,7 @@ def test_tune_writes_an_adapter_that_lowers_its_loss_and_streams(llm_05b_path, t
     assert main(argv) == 0
     config = json.loads((out / ADAPTER_CONFIG).read_text())
     assert config["fine_tune_type"] == "lora" and config["juno"]["seconds_per_step"] > 0
+    assert config["juno"]["base_model_folder"] == llm_05b_path.name
 
     cfg = Config()
     base, tokenizer, _ = load_llm(str(llm_05b_path), cfg)
@@ -36,7 +39,7 @@ def test_tune_writes_an_adapter_that_lowers_its_loss_and_streams(llm_05b_path, t
         tokenizer, cfg.translate.system_prompt.format(source="English", target="French")
     )
     assert prompt.footer[0] in tokenizer.eos_token_ids  # the end token tune trains on
-    en, fr = _flores("en")[100], _flores("fr")[100]
+    en, fr = flores_dev("en")[100], flores_dev("fr")[100]
     ids = tokenizer.encode(fr, add_special_tokens=False)
     example = make_example(tokenizer, prompt, en.split(), ids, prompt.footer[0], 3, "source+32")
     assert streaming_loss(tuned, example).item() < streaming_loss(base, example).item() - 0.1
@@ -63,11 +66,35 @@ def test_tune_on_the_models_own_translations_saves_and_trains_on_them(llm_05b_pa
     assert main(argv) == 0
     assert json.loads((out / ADAPTER_CONFIG).read_text())["juno"]["targets"] == "model"
     rows = [json.loads(line) for line in (out / "targets-en-fr.jsonl").read_text().splitlines()]
-    assert [r["source"] for r in rows] == _flores("en")[100:102]
+    assert [r["source"] for r in rows] == flores_dev("en")[100:102]
 
     # The targets are the base model's offline translations with the same prompt,
     # not the references.
     cfg = config.load(overrides=[config.parse_override("translate.examples=0")])
     model, tokenizer, _ = load_llm(str(llm_05b_path), cfg)
     first = translate_offline(model, tokenizer, cfg, rows[0]["source"], "en", "fr").text
-    assert rows[0]["target"] == first and first != _flores("fr")[100]
+    assert rows[0]["target"] == first and first != flores_dev("fr")[100]
+
+
+def test_an_adapter_trained_on_another_model_is_a_warning(llm_05b_path, tmp_path, caplog):
+    out = tmp_path / "adapter"
+    argv = ["tune", "--model", str(llm_05b_path), "--out", str(out), "--pairs", "en-fr"]
+    argv += ["--lines", "100:101", "--held-out", "0", "--steps", "1", "--ks", "3"]
+    assert main(argv) == 0
+    logging.getLogger().addHandler(caplog.handler)  # main's logging setup replaced it
+    caplog.clear()
+    load_llm(str(llm_05b_path), Config(), adapter=str(out))
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+    config = json.loads((out / ADAPTER_CONFIG).read_text())
+    config["juno"]["base_model_folder"] = "qwen2.5-3b-instruct"
+    (out / ADAPTER_CONFIG).write_text(json.dumps(config))
+    load_llm(str(llm_05b_path), Config(), adapter=str(out))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        f"adapter {out} was trained on qwen2.5-3b-instruct, not on {llm_05b_path.name}"
+    ]
+
+    (out / ADAPTER_CONFIG).write_text("{not json")
+    with pytest.raises(JunoError, match="is not JSON"):
+        load_llm(str(llm_05b_path), Config(), adapter=str(out))

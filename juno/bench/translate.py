@@ -32,7 +32,7 @@ from rich.table import Table
 
 from juno.config import Config
 from juno.errors import JunoError
-from juno.paths import shared_data
+from juno.paths import FLORES, flores_dev
 from juno.simul.policy import join_words
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
@@ -65,7 +65,6 @@ POLICIES: dict[str, dict[str, Any]] = {
     # (which trains without them), e.g. --set translate.adapter=FOLDER.
     "tuned": _policy(True, True, 0, 4, True),
 }
-FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
 
 console = Console()
 
@@ -103,15 +102,6 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-sentences", type=int, default=1, help="baseline: 30+-word ones")
     p.add_argument("--memory-sentences", type=int, default=200, help="memory: session length")
     p.add_argument("--memory-words", type=int, default=4, help="memory: words kept per sentence")
-
-
-def _flores(lang: str, n: int | None = None) -> list[str]:
-    path = shared_data() / "flores200-dev" / f"{FLORES[lang]}.dev"
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise JunoError(f"cannot read {path}: {e.strerror}") from None
-    return lines[:n] if n else lines
 
 
 def _with(cfg: Config, **translate: Any) -> Config:
@@ -169,7 +159,7 @@ def _stream_live(translator, words: list[str]) -> WordCost:
 
 
 def part_cost(model, tokenizer, cfg: Config, k: int, n_sentences: int) -> list[WordCost]:
-    long = [s for s in _flores("en") if len(s.split()) >= 40][:n_sentences]
+    long = [s for s in flores_dev("en") if len(s.split()) >= 40][:n_sentences]
     translator = _translator(model, tokenizer, cfg, "fr", wait_k=k)
     costs = [_stream_live(translator, s.split()) for s in long]
     table = _table(
@@ -213,7 +203,7 @@ def _retranslate(model, tokenizer, cfg: Config, words: list[str]) -> tuple[float
 
 def part_baseline(model, tokenizer, cfg: Config, k: int, n_sentences: int) -> None:
     # The shortest 30+-word sentences among the first 100: re-translation is slow.
-    first = _flores("en", 100)
+    first = flores_dev("en", 100)
     chosen = sorted((s for s in first if len(s.split()) >= 30), key=lambda s: len(s.split()))
     chosen = chosen[:n_sentences]
     table = _table(
@@ -248,7 +238,7 @@ def part_speed(model, tokenizer, cfg: Config) -> None:
     import mlx.core as mx
     from mlx_lm import stream_generate
 
-    sentence = _flores("en", 4)[3]
+    sentence = flores_dev("en", 4)[3]
     words = sentence.split()
     from juno.simul.offline import offline_prompt
 
@@ -346,13 +336,13 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
     unknown = sorted(set(policies) - set(POLICIES))
     if unknown:
         raise JunoError(f"--policies: unknown {', '.join(unknown)} ({', '.join(POLICIES)})")
-    sources = _flores("en", args.sentences)
+    sources = flores_dev("en", args.sentences)
     signature = None
     for pair in args.pairs.split(","):
         src, tgt = pair.split("-")
         if src != "en" or tgt not in FLORES or tgt == "en":
             raise JunoError(f"--pairs: {pair} not available (en-fr, en-de)")
-        refs = _flores(tgt, args.sentences)
+        refs = flores_dev(tgt, args.sentences)
         table = _table(
             f"(d) {src}->{tgt}, {len(sources)} FLORES-200 dev sentences, greedy",
             ["setting", "BLEU", "chrF", "AL", "LAAL", "words/sent.", "BLEU / offline"],
@@ -394,7 +384,7 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
 def part_memory(model, tokenizer, cfg: Config, k: int, n: int, n_words: int) -> None:
     import mlx.core as mx
 
-    sources = [" ".join(s.split()[:n_words]) for s in _flores("en", n)]
+    sources = [" ".join(s.split()[:n_words]) for s in flores_dev("en", n)]
     # As many target words as source words: the session length is what is measured.
     translator = _translator(model, tokenizer, cfg, "fr", wait_k=k, max_words_per_sentence=n_words)
     mx.reset_peak_memory()

@@ -91,9 +91,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from juno.bench.translate import _flores
     from juno.languages import language_name
     from juno.models.loading import load_llm
+    from juno.paths import flores_dev
     from juno.simul.engine import DEFAULT_SYSTEM_PROMPT, parse_phi
     from juno.simul.examples import examples_for
     from juno.simul.finetune import TuneOptions, add_lora, make_example, save_adapter, train
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         # The end of the assistant turn the engine samples (ChatML: <|im_end|>).
         eos = tokenizer.eos_token_ids
         end = prompt.footer[0] if prompt.footer[:1] and prompt.footer[0] in eos else min(eos)
-        src, ref = _flores(source)[lines], _flores(target)[lines]
+        src, ref = flores_dev(source)[lines], flores_dev(target)[lines]
         if args.targets == "model":
             ref = _teacher(model, tokenizer, cfg, src, source, target, args.out, console)
 
@@ -172,6 +172,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         report = train(model, builders, held_out, options, on_step)
     info = {
         "base_model": spec,
+        "base_model_folder": Path(path).name,
         "pairs": args.pairs,
         "lines": args.lines,
         "targets": args.targets,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -13,6 +14,9 @@ from juno.errors import JunoError
 from juno.models.resolve import resolve
 
 log = logging.getLogger(__name__)
+
+# mlx-lm's adapter folder: this config beside ``adapters.safetensors``.
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 def _mx_dtype(name: str | None) -> Any:
@@ -28,6 +32,19 @@ def whisper_dtype() -> Any:
     return _mx_dtype(backend.compute_dtype_name()) or mx.float16
 
 
+def _check_adapter(folder: Path, model: Path) -> None:
+    """A clear error for a folder that is not an adapter; a warning for another model's."""
+    try:
+        config = json.loads((folder / ADAPTER_CONFIG).read_text())
+    except OSError:
+        raise JunoError(f"adapter {folder}: no {ADAPTER_CONFIG} there (see juno tune)") from None
+    except ValueError as e:
+        raise JunoError(f"adapter {folder}: {ADAPTER_CONFIG} is not JSON ({e})") from None
+    trained_on = config.get("juno", {}).get("base_model_folder")
+    if trained_on and trained_on != model.name:
+        log.warning("adapter %s was trained on %s, not on %s", folder, trained_on, model.name)
+
+
 def load_llm(spec: str, cfg: Config, adapter: str = "") -> tuple[Any, Any, Path]:
     """Resolve and load an LLM with mlx-lm: (model, tokenizer, folder).
 
@@ -38,8 +55,8 @@ def load_llm(spec: str, cfg: Config, adapter: str = "") -> tuple[Any, Any, Path]
     from mlx_lm.utils import dequantize_model
 
     path = resolve(spec, "llm", cfg.models)
-    if adapter and not (Path(adapter) / "adapter_config.json").is_file():
-        raise JunoError(f"adapter {adapter}: no adapter_config.json there (see juno tune)")
+    if adapter:
+        _check_adapter(Path(adapter), path)
     start = time.perf_counter()
     model, tokenizer, model_config = load(
         str(path), adapter_path=adapter or None, return_config=True

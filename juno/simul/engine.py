@@ -64,7 +64,7 @@ def parse_phi(value: int | str) -> Phi:
     return phi
 
 
-def _phi_gap(phi: Phi) -> int | None:
+def phi_gap(phi: Phi) -> int | None:
     """N of ``"source+N"`` (0 for ``"source"``); None for a fixed position."""
     if isinstance(phi, int):
         return None
@@ -137,7 +137,7 @@ def _mask(vocab: int, ids: frozenset[int]) -> mx.array:
     return mask
 
 
-def _common_prefix_len(a: str, b: str) -> int:
+def common_prefix_len(a: str, b: str) -> int:
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:
@@ -306,7 +306,7 @@ class StreamingTranslator:
 
     def _start(self) -> None:
         """First write of the sentence: fix phi and encode the assistant header."""
-        gap = _phi_gap(self.phi)
+        gap = phi_gap(self.phi)
         phi = self.phi if gap is None else self.cache.source_len + gap
         self.cache.set_phi(phi)
         start = time.perf_counter()
@@ -383,7 +383,7 @@ class StreamingTranslator:
         """The text ``token`` adds to the sentence's translation."""
         self._tokens.append(token)
         text = self.tokenizer.decode(self._tokens)
-        piece = text[_common_prefix_len(self._text, text) :]
+        piece = text[common_prefix_len(self._text, text) :]
         self._text = text
         return piece
 

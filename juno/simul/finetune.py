@@ -35,11 +35,11 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from juno.errors import JunoError
-from juno.simul.engine import Phi, _common_prefix_len, _phi_gap
+from juno.models.loading import ADAPTER_CONFIG
+from juno.simul.engine import Phi, common_prefix_len, phi_gap
 from juno.simul.policy import Action, WaitK
 from juno.simul.prompt import StreamPrompt, encode_word
 
-ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapters.safetensors"
 # LoRA on attention only: what the engine changes is what each query sees and where.
 LORA_KEYS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")
@@ -67,7 +67,7 @@ def _pieces(tokenizer: Any, tokens: Sequence[int]) -> list[str]:
     pieces, text = [], ""
     for i in range(len(tokens)):
         new = tokenizer.decode(list(tokens[: i + 1]))
-        pieces.append(new[_common_prefix_len(text, new) :])
+        pieces.append(new[common_prefix_len(text, new) :])
         text = new
     return pieces
 
@@ -99,7 +99,7 @@ def make_example(
     target: list[int] = []
     seen: list[int] = []
     used: list[int] = []
-    gap = _phi_gap(phi)
+    gap = phi_gap(phi)
     start_phi = 0
     while True:
         action = policy.next_action()
