@@ -9,6 +9,7 @@ the training loss, and the saved adapter loads back through mlx-lm.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import mlx.core as mx
 import pytest
@@ -141,3 +142,22 @@ def test_lora_steps_lower_the_loss_and_the_adapter_loads_back(tmp_path):
     after = streaming_loss(fresh, held[0]).item()
     assert abs(after - report.held_out_after) < 1e-4
     assert after < before
+
+
+def test_gradient_clipping_reaches_the_optimizer():
+    t, _, _ = engine_trace("source+16")
+    tok, prompt = t.tokenizer, t.prompt
+    ids = tok.encode("le chat")
+    example = make_example(tok, prompt, "the cat sat".split(), ids, EOS, 2, "source+16")
+
+    def loss_after_steps(max_grad_norm):
+        model = tiny_model("qwen2")
+        options = TuneOptions(steps=5, learning_rate=1e-2, rank=4, ks=(2,))
+        add_lora(model, replace(options, max_grad_norm=max_grad_norm))
+        train(model, [lambda k: example], [], replace(options, max_grad_norm=max_grad_norm))
+        return streaming_loss(model, example).item()
+
+    start = streaming_loss(tiny_model("qwen2"), example).item()
+    # Gradients clipped far below Adam's epsilon hardly move the weights; unclipped ones do.
+    assert abs(loss_after_steps(1e-12) - start) < 1e-3
+    assert loss_after_steps(0.0) < start - 0.1

@@ -75,6 +75,13 @@ def test_tune_on_the_models_own_translations_saves_and_trains_on_them(llm_05b_pa
     first = translate_offline(model, tokenizer, cfg, rows[0]["source"], "en", "fr").text
     assert rows[0]["target"] == first and first != flores_dev("fr")[100]
 
+    # A second run on the same sources reuses the saved translations.
+    saved = out / "targets-en-fr.jsonl"
+    rows[1]["target"] = "Une phrase gardée."
+    saved.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    assert main(argv) == 0
+    assert json.loads(saved.read_text().splitlines()[1])["target"] == "Une phrase gardée."
+
 
 def test_an_adapter_trained_on_another_model_is_a_warning(llm_05b_path, tmp_path, caplog):
     out = tmp_path / "adapter"

@@ -35,6 +35,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=400, help="training steps (one pair each)")
     p.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate")
     p.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping (0: none)")
     p.add_argument("--ks", default="2,3,4,5,6", help="wait-k values drawn per pair")
     p.add_argument(
         "--targets",
@@ -63,6 +64,12 @@ def _teacher(model, tokenizer, cfg: Config, sources, source: str, target: str, o
 
     from juno.simul.offline import translate_offline_batch
 
+    saved = out / f"targets-{source}-{target}.jsonl"
+    if saved.is_file():  # an earlier run's, for the same sources: reuse them
+        rows = [json.loads(line) for line in saved.read_text(encoding="utf-8").splitlines()]
+        if [r["source"] for r in rows] == list(sources):
+            console.print(f"{source}-{target}: reusing the offline translations in {saved}")
+            return [r["target"] for r in rows]
     start = time.perf_counter()
     with Progress(console=console) as progress:
         task = progress.add_task(f"translating {source}-{target} offline", total=len(sources))
@@ -81,7 +88,7 @@ def _teacher(model, tokenizer, cfg: Config, sources, source: str, target: str, o
         f"({seconds / max(1, len(sources)):.1f} s each)"
     )
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / f"targets-{source}-{target}.jsonl", "w", encoding="utf-8") as f:
+    with open(saved, "w", encoding="utf-8") as f:
         for s, h in zip(sources, hyps, strict=True):
             f.write(json.dumps({"source": s, "target": h}, ensure_ascii=False) + "\n")
     return hyps
@@ -115,6 +122,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         steps=args.steps,
         learning_rate=args.lr,
         rank=args.rank,
+        max_grad_norm=args.max_grad_norm,
         ks=ks,
         seed=args.seed,
         phi=str(phi),

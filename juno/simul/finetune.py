@@ -186,6 +186,7 @@ class TuneOptions:
     learning_rate: float = 1e-4
     rank: int = 8
     scale: float = 20.0  # LoRA output scale (mlx-lm's convention)
+    max_grad_norm: float = 1.0  # gradients are scaled down to this global norm; 0: no clipping
     layers: int = -1  # last N transformer blocks get adapters; -1: all
     ks: tuple[int, ...] = (2, 3, 4, 5, 6)  # wait-k of each pair, drawn uniformly
     seed: int = 0
@@ -262,6 +263,8 @@ def train(
             rng.shuffle(order)
         example = train_set[order.pop()](rng.choice(options.ks))
         loss, grads = step_fn(model, example)
+        if options.max_grad_norm > 0:
+            grads, _ = optim.clip_grad_norm(grads, options.max_grad_norm)
         optimizer.update(model, grads)
         mx.eval(model.trainable_parameters(), optimizer.state, loss)
         report.losses.append(loss.item())
