@@ -145,9 +145,11 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         # The end of the assistant turn the engine samples (ChatML: <|im_end|>).
         eos = tokenizer.eos_token_ids
         end = prompt.footer[0] if prompt.footer[:1] and prompt.footer[0] in eos else min(eos)
-        src, ref = flores_dev(source)[lines], flores_dev(target)[lines]
+        src = flores_dev(source)[lines]
         if args.targets == "model":
             ref = _teacher(model, tokenizer, cfg, src, source, target, args.out, console)
+        else:
+            ref = flores_dev(target)[lines]
 
         def builder(s: str, r: str, prompt=prompt, end=end):
             ids = tokenizer.encode(r, add_special_tokens=False)

@@ -7,6 +7,7 @@ example turns) so that the two differ only in when the source is seen.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,16 @@ def offline_prompt(tokenizer: Any, cfg: Config, text: str, source: str, target: 
     return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
 
 
+def _token_cap(tokenizer: Any, text: str) -> int:
+    """Generated tokens allowed for translating ``text``."""
+    return 4 * len(tokenizer.encode(text)) + 20
+
+
+def _first_line(text: str) -> str:
+    """The translation: the model's first line (comments may follow it)."""
+    return text.strip().split("\n")[0].strip()
+
+
 def translate_offline(
     model: Any,
     tokenizer: Any,
@@ -50,15 +61,14 @@ def translate_offline(
     from mlx_lm import stream_generate
 
     prompt = offline_prompt(tokenizer, cfg, text, source, target)
-    max_tokens = max_tokens or 4 * len(tokenizer.encode(text)) + 20
+    max_tokens = max_tokens or _token_cap(tokenizer, text)
     out, n, start = "", 0, time.perf_counter()
     for r in stream_generate(model, tokenizer, prompt, max_tokens=max_tokens):
         out += r.text
         n = r.generation_tokens + r.prompt_tokens
         if "\n" in out.strip():
             break
-    line = out.strip().split("\n")[0].strip()
-    return OfflineTranslation(line, n, time.perf_counter() - start)
+    return OfflineTranslation(_first_line(out), n, time.perf_counter() - start)
 
 
 def translate_offline_batch(
@@ -69,7 +79,7 @@ def translate_offline_batch(
     source: str,
     target: str,
     batch_size: int = 16,
-    on_batch: Any = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Translate many texts greedily, ``batch_size`` at a time (mlx-lm's ``batch_generate``).
 
@@ -83,9 +93,9 @@ def translate_offline_batch(
     for i in range(0, len(texts), batch_size):
         chunk = texts[i : i + batch_size]
         prompts = [offline_prompt(tokenizer, cfg, t, source, target) for t in chunk]
-        caps = [4 * len(tokenizer.encode(t)) + 20 for t in chunk]
+        caps = [_token_cap(tokenizer, t) for t in chunk]
         response = batch_generate(model, tokenizer, prompts, max_tokens=caps)
-        out += [text.strip().split("\n")[0].strip() for text in response.texts]
+        out += [_first_line(text) for text in response.texts]
         if on_batch is not None:
             on_batch(len(chunk))
     return out
