@@ -16,6 +16,7 @@ import pytest
 from test_simul_cache import TOLERANCE, tiny_model
 from test_simul_engine import EOS, CharTokenizer
 
+from juno.cli import main
 from juno.errors import JunoError
 from juno.simul.engine import StreamingTranslator
 from juno.simul.finetune import (
@@ -23,12 +24,13 @@ from juno.simul.finetune import (
     TuneOptions,
     add_lora,
     make_example,
+    make_offline_example,
     save_adapter,
     streaming_logits,
     streaming_loss,
     train,
 )
-from juno.simul.prompt import StreamPrompt
+from juno.simul.prompt import StreamPrompt, chat_messages
 
 SOURCE = "the cat sat on the mat today"
 
@@ -161,3 +163,57 @@ def test_gradient_clipping_reaches_the_optimizer():
     # Gradients clipped far below Adam's epsilon hardly move the weights; unclipped ones do.
     assert abs(loss_after_steps(1e-12) - start) < 1e-3
     assert loss_after_steps(0.0) < start - 0.1
+
+
+def test_the_offline_layout_is_the_plain_chat_in_one_causal_pass():
+    tok = CharTokenizer()
+    prompt = StreamPrompt.from_template(tok, "Translate.")
+    target = tok.encode("le chat")
+    ex = make_offline_example(tok, prompt, SOURCE.split(), target, EOS)
+    # The tokens are the offline chat's, and every target row sees all of the source
+    # at positions that continue after it.
+    chat = tok.apply_chat_template(chat_messages("Translate.", SOURCE), add_generation_prompt=True)
+    assert [*ex.source, *ex.target] == tok.encode(chat) + target
+    S = len(ex.source)
+    assert ex.phi == S and set(ex.seen) == {S} and ex.labels == (*target, EOS)
+    model = tiny_model("qwen2")
+    plain = model(mx.array([[*ex.source, *ex.target]]))[0, S:]
+    assert mx.abs(streaming_logits(model, ex) - plain).max().item() < TOLERANCE
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_the_offline_share_of_steps_is_laid_out_offline(share):
+    tok = CharTokenizer()
+    prompt = StreamPrompt.from_template(tok, "Translate.")
+    ids = tok.encode("le chat")
+    asked: list[int | None] = []
+
+    def builder(k):
+        asked.append(k)
+        if k is None:
+            return make_offline_example(tok, prompt, "the cat sat".split(), ids, EOS)
+        return make_example(tok, prompt, "the cat sat".split(), ids, EOS, k, "source+16")
+
+    model = tiny_model("qwen2")
+    options = TuneOptions(steps=40, rank=4, ks=(2, 3), offline_share=share)
+    add_lora(model, options)
+    train(model, [builder], [], options)
+    offline = asked.count(None)
+    assert len(asked) == 40 and set(asked) - {None} <= {2, 3}
+    assert {0.0: offline == 0, 0.5: 10 <= offline <= 30, 1.0: offline == 40}[share]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--offline-share", "1.5"], "--offline-share must be between 0 and 1"),
+        (["--teacher-examples", "2"], "--teacher-examples is for --targets model"),
+        (["--targets", "model", "--teacher-examples", "en-fr=1"], "a count >= 0 for each of"),
+        (["--targets", "model", "--teacher-examples", "two"], "must be N or PAIR=N"),
+    ],
+)
+def test_bad_tune_options_are_one_line_errors(options, message, tmp_path, capsys):
+    assert main(["tune", "--out", str(tmp_path / "a"), *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "a").exists()

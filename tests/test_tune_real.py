@@ -14,8 +14,14 @@ from juno.errors import JunoError
 from juno.models.loading import load_llm
 from juno.paths import flores_dev
 from juno.simul.build import make_translator
-from juno.simul.finetune import ADAPTER_CONFIG, make_example, streaming_loss
-from juno.simul.offline import translate_offline
+from juno.simul.examples import examples_for
+from juno.simul.finetune import (
+    ADAPTER_CONFIG,
+    make_example,
+    make_offline_example,
+    streaming_loss,
+)
+from juno.simul.offline import offline_prompt, translate_offline
 from juno.simul.prompt import StreamPrompt
 
 pytestmark = pytest.mark.real_weights
@@ -81,6 +87,32 @@ def test_tune_on_the_models_own_translations_saves_and_trains_on_them(llm_05b_pa
     saved.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     assert main(argv) == 0
     assert json.loads(saved.read_text().splitlines()[1])["target"] == "Une phrase gardée."
+
+    # A teacher with example turns (the student keeps none) makes new targets: its own.
+    assert main([*argv, "--teacher-examples", "en-fr=1", "--offline-share", "1"]) == 0
+    rows = [json.loads(line) for line in saved.read_text().splitlines()]
+    assert [r["examples"] for r in rows] == [1, 1]
+    assert rows[1]["target"] != "Une phrase gardée."
+    one = config.load(overrides=[config.parse_override("translate.examples=1")])
+    teacher = translate_offline(model, tokenizer, one, rows[0]["source"], "en", "fr")
+    assert rows[0]["target"] == teacher.text
+    recorded = json.loads((out / ADAPTER_CONFIG).read_text())["juno"]
+    assert recorded["teacher_examples"] == {"en-fr": 1}
+    assert recorded["options"]["offline_share"] == 1
+
+
+def test_the_offline_layout_is_the_offline_prompt(llm_05b_path):
+    """Word by word, the source stream's tokens are those of the offline chat (100 sentences)."""
+    cfg = Config()
+    _, tokenizer, _ = load_llm(str(llm_05b_path), cfg)
+    for target, name in (("fr", "French"), ("de", "German")):
+        system = cfg.translate.system_prompt.format(source="English", target=name)
+        prompt = StreamPrompt.from_template(
+            tokenizer, system, examples_for("en", target, cfg.translate.examples)
+        )
+        for text in flores_dev("en")[:100]:
+            ex = make_offline_example(tokenizer, prompt, text.split(), [], prompt.footer[0])
+            assert [*ex.source, *ex.target] == offline_prompt(tokenizer, cfg, text, "en", target)
 
 
 def test_an_adapter_trained_on_another_model_is_a_warning(llm_05b_path, tmp_path, caplog):

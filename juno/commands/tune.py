@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+from dataclasses import replace
 from pathlib import Path
 
 from juno.config import Config
@@ -44,6 +45,19 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="train on the FLORES reference translations, or on the model's own offline "
         "translations of the same sources (self-distillation; they are saved in OUT)",
     )
+    p.add_argument(
+        "--teacher-examples",
+        help="example turns in the prompt that makes --targets model: N, or per pair "
+        "(en-fr=0,en-de=2); default translate.examples. More than the student's distils "
+        "the few-shot prompt into the adapter",
+    )
+    p.add_argument(
+        "--offline-share",
+        type=float,
+        default=0.0,
+        help="share of steps trained in the offline layout (whole sentence), 0..1: keeps "
+        "the adapter's offline translation",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -55,8 +69,27 @@ def _line_range(text: str) -> slice:
         raise JunoError(f"--lines must be START:END, got {text!r}") from None
 
 
+def _per_pair(text: str | None, pairs: list[str], default: int) -> dict[str, int]:
+    """``--teacher-examples``: one count for every pair, or ``PAIR=N`` for each."""
+    if text is None:
+        return dict.fromkeys(pairs, default)
+    try:
+        if "=" not in text:
+            counts = dict.fromkeys(pairs, int(text))
+        else:
+            counts = {p.strip(): int(n) for p, _, n in (x.partition("=") for x in text.split(","))}
+    except ValueError:
+        raise JunoError(f"--teacher-examples must be N or PAIR=N,..., got {text!r}") from None
+    if set(counts) != set(pairs) or min(counts.values()) < 0:
+        raise JunoError(f"--teacher-examples needs a count >= 0 for each of {', '.join(pairs)}")
+    return counts
+
+
 def _teacher(model, tokenizer, cfg: Config, sources, source: str, target: str, out: Path, console):
-    """The model's own offline translations of ``sources`` (no adapter yet), saved in ``out``."""
+    """The model's own offline translations of ``sources`` (no adapter yet), saved in ``out``.
+
+    The prompt is ``cfg``'s (its ``translate.examples`` example turns).
+    """
     import json
     import time
 
@@ -64,10 +97,12 @@ def _teacher(model, tokenizer, cfg: Config, sources, source: str, target: str, o
 
     from juno.simul.offline import translate_offline_batch
 
+    examples = cfg.translate.examples
     saved = out / f"targets-{source}-{target}.jsonl"
-    if saved.is_file():  # an earlier run's, for the same sources: reuse them
+    if saved.is_file():  # an earlier run's, for the same sources and prompt: reuse them
         rows = [json.loads(line) for line in saved.read_text(encoding="utf-8").splitlines()]
-        if [r["source"] for r in rows] == list(sources):
+        same = [(r["source"], r.get("examples")) for r in rows] == [(s, examples) for s in sources]
+        if same:
             console.print(f"{source}-{target}: reusing the offline translations in {saved}")
             return [r["target"] for r in rows]
     start = time.perf_counter()
@@ -90,7 +125,8 @@ def _teacher(model, tokenizer, cfg: Config, sources, source: str, target: str, o
     out.mkdir(parents=True, exist_ok=True)
     with open(saved, "w", encoding="utf-8") as f:
         for s, h in zip(sources, hyps, strict=True):
-            f.write(json.dumps({"source": s, "target": h}, ensure_ascii=False) + "\n")
+            row = {"source": s, "target": h, "examples": examples}
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return hyps
 
 
@@ -103,7 +139,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.paths import flores_dev
     from juno.simul.engine import DEFAULT_SYSTEM_PROMPT, parse_phi
     from juno.simul.examples import examples_for
-    from juno.simul.finetune import TuneOptions, add_lora, make_example, save_adapter, train
+    from juno.simul.finetune import (
+        TuneOptions,
+        add_lora,
+        make_example,
+        make_offline_example,
+        save_adapter,
+        train,
+    )
     from juno.simul.prompt import StreamPrompt
 
     console = Console()
@@ -117,6 +160,12 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         raise JunoError(f"--ks must be integers, got {args.ks!r}") from None
     if not ks or min(ks) < 1 or args.steps < 1 or args.rank < 1 or args.held_out < 0:
         raise JunoError("--ks must be >= 1, --steps and --rank positive, --held-out >= 0")
+    if not 0 <= args.offline_share <= 1:
+        raise JunoError(f"--offline-share must be between 0 and 1, got {args.offline_share}")
+    if args.teacher_examples is not None and args.targets != "model":
+        raise JunoError("--teacher-examples is for --targets model")
+    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    teacher_examples = _per_pair(args.teacher_examples, pairs, tc.examples)
     phi = parse_phi(tc.phi)
     options = TuneOptions(
         steps=args.steps,
@@ -127,6 +176,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         seed=args.seed,
         phi=str(phi),
         examples=tc.examples,
+        offline_share=args.offline_share,
     )
     if tc.adapter:
         raise JunoError("translate.adapter is set: tune the base model (unset it)")
@@ -134,7 +184,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     model, tokenizer, path = load_llm(spec, cfg)
 
     builders, held_out = [], []
-    for pair in (p.strip() for p in args.pairs.split(",") if p.strip()):
+    for pair in pairs:
         source, _, target = pair.partition("-")
         system = (tc.system_prompt or DEFAULT_SYSTEM_PROMPT).format(
             source=language_name(source), target=language_name(target)
@@ -147,13 +197,20 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         end = prompt.footer[0] if prompt.footer[:1] and prompt.footer[0] in eos else min(eos)
         src = flores_dev(source)[lines]
         if args.targets == "model":
-            ref = _teacher(model, tokenizer, cfg, src, source, target, args.out, console)
+            teacher_cfg = replace(cfg, translate=replace(tc, examples=teacher_examples[pair]))
+            ref = _teacher(model, tokenizer, teacher_cfg, src, source, target, args.out, console)
         else:
             ref = flores_dev(target)[lines]
 
         def builder(s: str, r: str, prompt=prompt, end=end):
             ids = tokenizer.encode(r, add_special_tokens=False)
-            return lambda k: make_example(tokenizer, prompt, s.split(), ids, end, k, phi)
+
+            def build(k: int | None):
+                if k is None:
+                    return make_offline_example(tokenizer, prompt, s.split(), ids, end)
+                return make_example(tokenizer, prompt, s.split(), ids, end, k, phi)
+
+            return build
 
         # An empty or echoed (untranslated) target teaches nothing: skip it.
         pairs = [builder(s, r) for s, r in zip(src, ref, strict=True) if r and r != s]
@@ -163,6 +220,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         f"tuning {Path(path).name}: {len(builders)} pairs ({args.pairs}, lines {args.lines}), "
         f"{len(held_out)} held out, {args.steps} steps, LoRA rank {args.rank}, k in {ks}, "
         f"phi {phi}, {tc.examples} example turns, {args.targets} targets"
+        + (f" (teacher example turns {teacher_examples})" if args.targets == "model" else "")
+        + (f", {args.offline_share:.0%} of steps offline" if args.offline_share else "")
     )
     lora = add_lora(model, options)
     with Progress(
@@ -186,6 +245,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         "pairs": args.pairs,
         "lines": args.lines,
         "targets": args.targets,
+        "teacher_examples": teacher_examples if args.targets == "model" else None,
         "seconds": round(report.seconds, 1),
         "seconds_per_step": round(report.seconds_per_step, 2),
         "tokens": report.tokens,

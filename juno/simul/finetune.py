@@ -137,6 +137,33 @@ def make_example(
     )
 
 
+def make_offline_example(
+    tokenizer: Any,
+    prompt: StreamPrompt,
+    source_words: Sequence[str],
+    target_tokens: Sequence[int],
+    end_token: int,
+    max_tokens_per_word: int = 50,
+) -> Example:
+    """The pair as an ordinary chat: the offline layout.
+
+    Every target row sees the whole source (footer included) and the target's
+    positions continue right after it, so the two streams are one causal
+    sequence: what offline translation computes. Mixing these into training
+    keeps the adapter from unlearning whole-sentence translation.
+    """
+    return make_example(
+        tokenizer,
+        prompt,
+        source_words,
+        target_tokens,
+        end_token,
+        k=len(source_words) + 1,  # nothing is written before the footer is read
+        phi="source",
+        max_tokens_per_word=max_tokens_per_word,
+    )
+
+
 class _LayoutCache:
     """A plain per-layer cache with a set RoPE offset and a set mask (differentiable)."""
 
@@ -192,6 +219,7 @@ class TuneOptions:
     seed: int = 0
     phi: str = "source+32"
     examples: int = 0  # few-shot turns in the prompt while training (use the same at inference)
+    offline_share: float = 0.0  # share of steps that lay the pair out offline (whole sentence)
 
 
 @dataclass
@@ -235,7 +263,7 @@ def held_out_loss(model: Any, examples: Sequence[Example]) -> float:
 
 def train(
     model: Any,
-    train_set: Sequence[Callable[[int], Example]],
+    train_set: Sequence[Callable[[int | None], Example]],
     held_out: Sequence[Example],
     options: TuneOptions,
     on_step: Callable[[int, float], None] | None = None,
@@ -243,8 +271,10 @@ def train(
     """Train the model's adapters (see :func:`add_lora`) for ``options.steps`` steps.
 
     ``train_set`` holds one builder per pair: called with a k, it lays the pair
-    out under wait-k. Pairs are visited in a seeded shuffled order, each with a
-    k drawn from ``options.ks``.
+    out under wait-k; called with None, in the offline layout (see
+    :func:`make_offline_example`). Pairs are visited in a seeded shuffled
+    order, each with a k drawn from ``options.ks``, or offline for a share
+    ``options.offline_share`` of the steps.
     """
     import mlx.optimizers as optim
 
@@ -261,7 +291,8 @@ def train(
         if not order:
             order = list(range(len(train_set)))
             rng.shuffle(order)
-        example = train_set[order.pop()](rng.choice(options.ks))
+        offline = options.offline_share > 0 and rng.random() < options.offline_share
+        example = train_set[order.pop()](None if offline else rng.choice(options.ks))
         loss, grads = step_fn(model, example)
         if options.max_grad_norm > 0:
             grads, _ = optim.clip_grad_norm(grads, options.max_grad_norm)
