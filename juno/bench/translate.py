@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import time
 from dataclasses import dataclass
@@ -84,7 +85,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--settings",
         help="quality: explicit POLICY/PHI/K runs, comma-separated (e.g. plain/source/5,"
-        "juno/source+32/3); replaces the product of --policies, --phis and --ks",
+        "juno/source+32/3); replaces the product of --policies, --phis and --ks; "
+        "'none' for the offline rows only",
+    )
+    p.add_argument(
+        "--hyps",
+        type=Path,
+        help="quality: also write every row's translations to this JSONL file "
+        "(one line per pair and setting)",
     )
     p.add_argument(
         "--offline-examples",
@@ -317,7 +325,9 @@ def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: l
 def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> None:
     from juno.simul.engine import parse_phi
 
-    if args.settings:
+    if args.settings == "none":
+        settings = []
+    elif args.settings:
         settings = []
         for run in args.settings.split(","):
             parts = run.strip().split("/")
@@ -338,6 +348,15 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
         raise JunoError(f"--policies: unknown {', '.join(unknown)} ({', '.join(POLICIES)})")
     sources = flores_dev("en", args.sentences)
     signature = None
+    rows: list[dict[str, Any]] = []
+
+    def save(pair: str, setting: str, hyps: list[str], delays: list[list[int]]) -> None:
+        """Rewrite ``--hyps`` after each row, so an interrupted run keeps what it made."""
+        rows.append({"pair": pair, "setting": setting, "hyps": hyps, "delays": delays})
+        if args.hyps:
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            args.hyps.write_text(text, encoding="utf-8")
+
     for pair in args.pairs.split(","):
         src, tgt = pair.split("-")
         if src != "en" or tgt not in FLORES or tgt == "en":
@@ -360,6 +379,7 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
             delays = [[len(s.split())] * len(h.split()) for s, h in zip(sources, hyps, strict=True)]
             cells, signature = _score(hyps, delays, sources, refs)
             offline[n] = float(cells[0])
+            save(pair, f"offline/{n}", hyps, delays)
             table.add_row(f"offline, {n} examples", *cells, "")
             console.print(f"  {pair} offline, {n} examples: {' | '.join(cells)}", style="dim")
         base = offline.get(cfg.translate.examples)
@@ -370,10 +390,13 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
             cells, signature = _score(hyps, delays, sources, refs)
             ratio = f"{float(cells[0]) / base:.2f}" if base else "-"
             label = f"wait-{k} phi={phi} {policy}"
+            save(pair, f"{policy}/{phi}/{k}", hyps, delays)
             table.add_row(label, *cells, ratio)
             console.print(f"  {pair} {label}: {' | '.join(cells)} | {ratio}", style="dim")
             console.print(f"    {hyps[0]}", style="dim")
         console.print(table)
+    if args.hyps:
+        console.print(f"translations written to {args.hyps}")
     if signature is not None:
         console.print(f"BLEU signature: {signature}\n")
 
