@@ -22,6 +22,20 @@ def shared_data() -> Path:
 FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
 
 
+def flores_pairs(text: str) -> list[tuple[str, str]]:
+    """``--pairs`` ("en-fr,en-de") as (source, target) codes, each a pair of the FLORES files."""
+    pairs = []
+    for item in (p.strip() for p in text.split(",") if p.strip()):
+        source, _, target = item.partition("-")
+        if source != "en" or target not in FLORES or target == "en":
+            known = ", ".join(f"en-{t}" for t in FLORES if t != "en")
+            raise JunoError(f"--pairs: {item} not available ({known})")
+        pairs.append((source, target))
+    if not pairs:
+        raise JunoError("--pairs: no language pair given")
+    return pairs
+
+
 def flores_dev(lang: str, n: int | None = None) -> list[str]:
     """The FLORES-200 dev sentences of ``lang`` (a code in :data:`FLORES`), the first ``n``."""
     path = shared_data() / "flores200-dev" / f"{FLORES[lang]}.dev"

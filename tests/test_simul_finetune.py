@@ -160,9 +160,10 @@ def test_gradient_clipping_reaches_the_optimizer():
         return streaming_loss(model, example).item()
 
     start = streaming_loss(tiny_model("qwen2"), example).item()
-    # Gradients clipped far below Adam's epsilon hardly move the weights; unclipped ones do.
+    # Gradients clipped far below Adam's epsilon hardly move the weights; unclipped ones do
+    # (by 0.05-0.1 here, depending on the random weights of the installed MLX).
     assert abs(loss_after_steps(1e-12) - start) < 1e-3
-    assert loss_after_steps(0.0) < start - 0.1
+    assert loss_after_steps(0.0) < start - 0.02
 
 
 def test_the_offline_layout_is_the_plain_chat_in_one_causal_pass():
@@ -210,6 +211,9 @@ def test_the_offline_share_of_steps_is_laid_out_offline(share):
         (["--teacher-examples", "2"], "--teacher-examples is for --targets model"),
         (["--targets", "model", "--teacher-examples", "en-fr=1"], "a count >= 0 for each of"),
         (["--targets", "model", "--teacher-examples", "two"], "must be N or PAIR=N"),
+        (["--pairs", "en-xx"], "--pairs: en-xx not available (en-fr, en-de)"),
+        (["--pairs", "fr-en"], "--pairs: fr-en not available"),
+        (["--pairs", ","], "--pairs: no language pair given"),
     ],
 )
 def test_bad_tune_options_are_one_line_errors(options, message, tmp_path, capsys):

@@ -33,7 +33,7 @@ from rich.table import Table
 
 from juno.config import Config
 from juno.errors import JunoError
-from juno.paths import FLORES, flores_dev
+from juno.paths import flores_dev, flores_pairs
 from juno.simul.policy import join_words
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
@@ -322,30 +322,38 @@ def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: l
     return cells, bleu.get_signature()
 
 
-def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> None:
+Setting = tuple[str, int | str, int]  # policy, phi, k
+
+
+def quality_plan(args: argparse.Namespace) -> tuple[list[Setting], list[tuple[str, str]]]:
+    """The quality part's settings and pairs, checked before any model loads."""
     from juno.simul.engine import parse_phi
 
     if args.settings == "none":
-        settings = []
+        runs = []
     elif args.settings:
-        settings = []
-        for run in args.settings.split(","):
-            parts = run.strip().split("/")
-            if len(parts) != 3 or not parts[2].isdigit():
-                raise JunoError(f"--settings: {run!r} is not POLICY/PHI/K")
-            settings.append((parts[0], parse_phi(parts[1]), int(parts[2])))
+        runs = [run.strip().split("/") for run in args.settings.split(",")]
     else:
-        settings = [
-            (policy.strip(), parse_phi(phi), int(k))
+        runs = [
+            [policy.strip(), phi, k]
             for policy in args.policies.split(",")
             if policy.strip()
             for phi in args.phis.split(",")
             for k in args.ks.split(",")
         ]
-    policies = [policy for policy, _, _ in settings]
-    unknown = sorted(set(policies) - set(POLICIES))
+    settings = []
+    for run in runs:
+        if len(run) != 3 or not run[2].strip().isdigit():
+            raise JunoError(f"--settings: {'/'.join(run)!r} is not POLICY/PHI/K")
+        settings.append((run[0], parse_phi(run[1].strip()), int(run[2])))
+    unknown = sorted({policy for policy, _, _ in settings} - set(POLICIES))
     if unknown:
         raise JunoError(f"--policies: unknown {', '.join(unknown)} ({', '.join(POLICIES)})")
+    return settings, flores_pairs(args.pairs)
+
+
+def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> None:
+    settings, pairs = quality_plan(args)
     sources = flores_dev("en", args.sentences)
     signature = None
     rows: list[dict[str, Any]] = []
@@ -357,10 +365,8 @@ def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> Non
             text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
             args.hyps.write_text(text, encoding="utf-8")
 
-    for pair in args.pairs.split(","):
-        src, tgt = pair.split("-")
-        if src != "en" or tgt not in FLORES or tgt == "en":
-            raise JunoError(f"--pairs: {pair} not available (en-fr, en-de)")
+    for src, tgt in pairs:
+        pair = f"{src}-{tgt}"
         refs = flores_dev(tgt, args.sentences)
         table = _table(
             f"(d) {src}->{tgt}, {len(sources)} FLORES-200 dev sentences, greedy",
@@ -447,6 +453,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise JunoError(f"--parts: unknown {', '.join(unknown)} (choose from {', '.join(PARTS)})")
+    if "quality" in parts:
+        quality_plan(args)  # a bad --settings or --pairs fails before the model loads
     model, tokenizer, path = load_llm(args.model, cfg, cfg.translate.adapter)
     console.print(
         f"model {Path(path).name} ({model_type(model)}), {mx.default_device()}, "

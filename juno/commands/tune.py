@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
     from juno.languages import language_name
     from juno.models.loading import load_llm
-    from juno.paths import flores_dev
+    from juno.paths import flores_dev, flores_pairs
     from juno.simul.engine import DEFAULT_SYSTEM_PROMPT, parse_phi
     from juno.simul.examples import examples_for
     from juno.simul.finetune import (
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         raise JunoError(f"--offline-share must be between 0 and 1, got {args.offline_share}")
     if args.teacher_examples is not None and args.targets != "model":
         raise JunoError("--teacher-examples is for --targets model")
-    pairs = [p.strip() for p in args.pairs.split(",") if p.strip()]
+    pairs = [f"{source}-{target}" for source, target in flores_pairs(args.pairs)]
     teacher_examples = _per_pair(args.teacher_examples, pairs, tc.examples)
     phi = parse_phi(tc.phi)
     options = TuneOptions(
@@ -203,19 +203,20 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             ref = flores_dev(target)[lines]
 
         def builder(s: str, r: str, prompt=prompt, end=end):
+            words = s.split()
             ids = tokenizer.encode(r, add_special_tokens=False)
 
             def build(k: int | None):
                 if k is None:
-                    return make_offline_example(tokenizer, prompt, s.split(), ids, end)
-                return make_example(tokenizer, prompt, s.split(), ids, end, k, phi)
+                    return make_offline_example(tokenizer, prompt, words, ids, end)
+                return make_example(tokenizer, prompt, words, ids, end, k, phi)
 
             return build
 
         # An empty or echoed (untranslated) target teaches nothing: skip it.
-        pairs = [builder(s, r) for s, r in zip(src, ref, strict=True) if r and r != s]
-        held_out += [b(tc.wait_k) for b in pairs[: args.held_out]]
-        builders += pairs[args.held_out :]
+        examples = [builder(s, r) for s, r in zip(src, ref, strict=True) if r and r != s]
+        held_out += [b(tc.wait_k) for b in examples[: args.held_out]]
+        builders += examples[args.held_out :]
     console.print(
         f"tuning {Path(path).name}: {len(builders)} pairs ({args.pairs}, lines {args.lines}), "
         f"{len(held_out)} held out, {args.steps} steps, LoRA rank {args.rank}, k in {ks}, "

@@ -1,0 +1,70 @@
+"""``juno bench translate``'s quality part: option checks and the ``--hyps`` file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pipeline import make_tiny_llm
+
+from juno.cli import main
+from juno.paths import flores_dev
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--pairs", "en-xx"], "--pairs: en-xx not available (en-fr, en-de)"),
+        (["--settings", "plain/source"], "--settings: 'plain/source' is not POLICY/PHI/K"),
+        (["--settings", "fancy/source/3"], "--policies: unknown fancy"),
+        (["--ks", "three"], "is not POLICY/PHI/K"),
+        (["--settings", "plain/later/3"], "phi must be 'source', 'source+N' or an integer"),
+    ],
+)
+def test_bad_quality_options_fail_before_the_model_loads(options, message, tmp_path, capsys):
+    # The model does not exist: an error about it would mean it was loaded first.
+    args = ["bench", "translate", "--model", str(tmp_path / "none"), "--parts", "quality"]
+    assert main([*args, *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+@pytest.fixture(scope="module")
+def tiny_llm(tmp_path_factory, llm_05b_path) -> Path:
+    return make_tiny_llm(tmp_path_factory.mktemp("models") / "tiny-qwen2", llm_05b_path)
+
+
+def test_hyps_file_holds_every_row(tiny_llm, tmp_path):
+    hyps = tmp_path / "hyps.jsonl"
+    args = ["bench", "translate", "--model", str(tiny_llm), "--parts", "quality"]
+    args += ["--sentences", "2", "--pairs", "en-fr,en-de", "--hyps", str(hyps)]
+    args += ["--settings", "plain/source/2,plain/source/4"]
+    # Plain wait-k with short words, so the random model writes at every step.
+    args += ["--set", "translate.examples=0", "--set", "translate.max_tokens_per_word=3"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in hyps.read_text().splitlines()]
+    settings = ["offline/0", "plain/source/2", "plain/source/4"]
+    assert [(r["pair"], r["setting"]) for r in rows] == [
+        (pair, s) for pair in ("en-fr", "en-de") for s in settings
+    ]
+    n_words = [len(s.split()) for s in flores_dev("en", 2)]
+    for row in rows:
+        assert len(row["hyps"]) == len(row["delays"]) == 2
+        for hyp, delays, n in zip(row["hyps"], row["delays"], n_words, strict=True):
+            assert len(delays) == len(hyp.split()) > 0
+            assert all(1 <= d <= n for d in delays)
+            if row["setting"].startswith("offline"):
+                assert set(delays) == {n}
+            else:  # under wait-k no word is written before k source words are read
+                assert min(delays) >= int(row["setting"].split("/")[2])
+
+
+def test_offline_only(tiny_llm, tmp_path):
+    hyps = tmp_path / "hyps.jsonl"
+    args = ["bench", "translate", "--model", str(tiny_llm), "--parts", "quality"]
+    args += ["--sentences", "1", "--pairs", "en-de", "--settings", "none", "--hyps", str(hyps)]
+    args += ["--offline-examples", "1", "--set", "translate.examples=0"]
+    assert main(args) == 0
+    rows = [json.loads(line) for line in hyps.read_text().splitlines()]
+    assert [r["setting"] for r in rows] == ["offline/0", "offline/1"]
