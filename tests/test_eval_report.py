@@ -208,6 +208,7 @@ def test_text_items_through_the_real_evaluator(tmp_path, tiny_llm):
     assert set(rows) == {(t, s) for t in ("fr", "de") for s in ("offline", "wait-1", "wait-2")}
     assert all(r["kind"] == "text" and r["unit"] == "words" for r in rows.values())
     assert rep["transcription"] == [] and rep["run"]["models"]["llm"]["name"] == "tiny-qwen2"
+    assert rep["run"]["models"]["llm"]["adapter"] is None
     one = json.loads((out / "items.jsonl").read_text().splitlines()[0])
     for run in one["mt"]:
         n = 9  # source words

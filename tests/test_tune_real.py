@@ -50,6 +50,18 @@ def test_tune_writes_an_adapter_that_lowers_its_loss_and_streams(llm_05b_path, t
     example = make_example(tokenizer, prompt, en.split(), ids, prompt.footer[0], 3, "source+32")
     assert streaming_loss(tuned, example).item() < streaming_loss(base, example).item() - 0.1
 
+    # load_llm folds the adapter into the weights: no LoRA layer is left, and the logits
+    # are mlx-lm's with the LoRA layers kept apart.
+    import mlx.core as mx
+    from mlx_lm import load
+
+    assert not [name for name, m in tuned.named_modules() if hasattr(m, "lora_a")]
+    apart, _ = load(str(llm_05b_path), adapter_path=str(out))
+    apart.set_dtype(mx.float32)
+    assert [name for name, m in apart.named_modules() if hasattr(m, "lora_a")]
+    tokens = mx.array([tokenizer.encode(en)])
+    assert mx.abs(tuned(tokens) - apart(tokens)).max().item() < 1e-3
+
     t = make_translator(tuned, tokenizer, cfg, source="en", target="fr", examples=[])
     t.feed("The little girl is reading a book in the garden.")
     words = [w.text for w in t.finish()]

@@ -106,7 +106,11 @@ def _run_info(args, cfg: Config, settings, evaluator, items, machine: dict, star
     if evaluator.whisper_path is not None:
         models["whisper"] = {"spec": cfg.transcribe.model, "name": evaluator.whisper_path.name}
     if evaluator.llm_path is not None:
-        models["llm"] = {"spec": cfg.translate.model, "name": evaluator.llm_path.name}
+        models["llm"] = {
+            "spec": cfg.translate.model,
+            "name": evaluator.llm_path.name,
+            "adapter": cfg.translate.adapter or None,
+        }
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),

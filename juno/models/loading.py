@@ -45,6 +45,16 @@ def _check_adapter(folder: Path, model: Path) -> None:
         log.warning("adapter %s was trained on %s, not on %s", folder, trained_on, model.name)
 
 
+def _fuse_lora(model: Any) -> None:
+    """Fold each LoRA layer into its base weight (W + scale·BᵀAᵀ), as ``mlx_lm fuse`` does:
+    one matmul per projection again, so the adapter costs nothing per token."""
+    from mlx.utils import tree_unflatten
+
+    fused = [(name, m.fuse()) for name, m in model.named_modules() if hasattr(m, "fuse")]
+    if fused:
+        model.update_modules(tree_unflatten(fused))
+
+
 def load_llm(spec: str, cfg: Config, adapter: str = "") -> tuple[Any, Any, Path]:
     """Resolve and load an LLM with mlx-lm: (model, tokenizer, folder).
 
@@ -67,7 +77,9 @@ def load_llm(spec: str, cfg: Config, adapter: str = "") -> tuple[Any, Any, Path]
             # MLX's quantized kernels are slow on this CPU; float32 runs on OpenBLAS.
             model = dequantize_model(model)
         model.set_dtype(dtype)
-        mx.eval(model.parameters())
+    if adapter and not (model_config.get("quantization") and dtype is None):
+        _fuse_lora(model)  # (a quantized model on a Mac keeps its LoRA layers apart)
+    mx.eval(model.parameters())
     backend.log_backend()
     log.info(
         "loaded LLM %s%s in %.1f s",
