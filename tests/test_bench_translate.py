@@ -20,6 +20,7 @@ from juno.paths import flores_dev
         (["--settings", "fancy/source/3"], "--policies: unknown fancy"),
         (["--ks", "three"], "is not POLICY/PHI/K"),
         (["--settings", "plain/later/3"], "phi must be 'source', 'source+N' or an integer"),
+        (["--hyps", "/nonexistent/h.jsonl"], "--hyps: cannot write /nonexistent/h.jsonl"),
     ],
 )
 def test_bad_quality_options_fail_before_the_model_loads(options, message, tmp_path, capsys):

@@ -453,8 +453,13 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise JunoError(f"--parts: unknown {', '.join(unknown)} (choose from {', '.join(PARTS)})")
-    if "quality" in parts:
-        quality_plan(args)  # a bad --settings or --pairs fails before the model loads
+    if "quality" in parts:  # bad options fail before the model loads
+        quality_plan(args)
+        if args.hyps:
+            try:
+                args.hyps.write_text("", encoding="utf-8")
+            except OSError as e:
+                raise JunoError(f"--hyps: cannot write {args.hyps}: {e.strerror}") from None
     model, tokenizer, path = load_llm(args.model, cfg, cfg.translate.adapter)
     console.print(
         f"model {Path(path).name} ({model_type(model)}), {mx.default_device()}, "
