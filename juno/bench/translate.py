@@ -352,8 +352,14 @@ def quality_plan(args: argparse.Namespace) -> tuple[list[Setting], list[tuple[st
     return settings, flores_pairs(args.pairs)
 
 
-def part_quality(model, tokenizer, cfg: Config, args: argparse.Namespace) -> None:
-    settings, pairs = quality_plan(args)
+def part_quality(
+    model,
+    tokenizer,
+    cfg: Config,
+    args: argparse.Namespace,
+    settings: list[Setting],
+    pairs: list[tuple[str, str]],
+) -> None:
     sources = flores_dev("en", args.sentences)
     signature = None
     rows: list[dict[str, Any]] = []
@@ -454,7 +460,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if unknown:
         raise JunoError(f"--parts: unknown {', '.join(unknown)} (choose from {', '.join(PARTS)})")
     if "quality" in parts:  # bad options fail before the model loads
-        quality_plan(args)
+        settings, pairs = quality_plan(args)
         if args.hyps:
             try:
                 args.hyps.write_text("", encoding="utf-8")
@@ -473,7 +479,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if "speed" in parts:
         part_speed(model, tokenizer, cfg)
     if "quality" in parts:
-        part_quality(model, tokenizer, cfg, args)
+        part_quality(model, tokenizer, cfg, args, settings, pairs)
     if "memory" in parts:
         part_memory(model, tokenizer, cfg, args.wait_k, args.memory_sentences, args.memory_words)
     console.print(f"bench took {time.perf_counter() - started:.0f} s")

@@ -164,8 +164,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         raise JunoError(f"--offline-share must be between 0 and 1, got {args.offline_share}")
     if args.teacher_examples is not None and args.targets != "model":
         raise JunoError("--teacher-examples is for --targets model")
-    pairs = [f"{source}-{target}" for source, target in flores_pairs(args.pairs)]
-    teacher_examples = _per_pair(args.teacher_examples, pairs, tc.examples)
+    pairs = flores_pairs(args.pairs)
+    teacher_examples = _per_pair(args.teacher_examples, [f"{s}-{t}" for s, t in pairs], tc.examples)
     phi = parse_phi(tc.phi)
     options = TuneOptions(
         steps=args.steps,
@@ -184,8 +184,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     model, tokenizer, path = load_llm(spec, cfg)
 
     builders, held_out = [], []
-    for pair in pairs:
-        source, _, target = pair.partition("-")
+    for source, target in pairs:
         system = (tc.system_prompt or DEFAULT_SYSTEM_PROMPT).format(
             source=language_name(source), target=language_name(target)
         )
@@ -197,7 +196,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         end = prompt.footer[0] if prompt.footer[:1] and prompt.footer[0] in eos else min(eos)
         src = flores_dev(source)[lines]
         if args.targets == "model":
-            teacher_cfg = replace(cfg, translate=replace(tc, examples=teacher_examples[pair]))
+            n_examples = teacher_examples[f"{source}-{target}"]
+            teacher_cfg = replace(cfg, translate=replace(tc, examples=n_examples))
             ref = _teacher(model, tokenizer, teacher_cfg, src, source, target, args.out, console)
         else:
             ref = flores_dev(target)[lines]
