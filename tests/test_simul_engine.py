@@ -154,6 +154,33 @@ def test_a_model_that_wants_to_end_early_reads_instead(model):
     assert t.cache.slots == t.prefix_slots
 
 
+def test_after_end_reads_in_a_row_the_writer_goes_on_writing(model):
+    # A model that has closed its sentence wants to end at every word; unlimited, it
+    # reads the rest of the source without writing it. With end_reads=2 it reads two
+    # words, then writes on with the ending tokens masked ("a" is its next choice).
+    wants_end = [favour(CHARS.index("a"), 100.0), favour(EOS)]
+    delays = {}
+    for limit in (0, 2):
+        t = translator(
+            model, wait_k=1, max_tokens_per_word=1, logits_processors=wants_end, end_reads=limit
+        )
+        t.feed("alpha beta gamma delta epsilon zeta")
+        live = t.step()
+        assert all(w.text == "a" for w in live)
+        delays[limit] = [w.delay for w in live]
+        assert t.policy.read == 6 and t.finish() == []  # EOS as soon as it is allowed
+    assert delays[0] == []
+    # k=1: the first word is due after 1 word and comes after 2 more. Those 2 reads are
+    # lag kept (k is a floor): the next word is due after 1 + 2 + 1 = 4 words, and the
+    # wish to end, cleared by the write, again reads 2 more first.
+    assert delays[2] == [3, 6]
+
+
+def test_end_reads_must_not_be_negative(model):
+    with pytest.raises(JunoError, match="end_reads"):
+        translator(model, end_reads=-1)
+
+
 def flatten(tokens, logits):
     """A model that is sure of nothing: "a" leads, at e / (e + VOCAB - 1) < 0.03."""
     return mx.zeros_like(logits) + mx.zeros((VOCAB,)).at[CHARS.index("a")].add(1.0)

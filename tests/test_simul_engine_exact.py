@@ -2,11 +2,12 @@
 
 The cache test (``test_simul_cache``) drives the cache by hand; this one runs
 the whole :class:`StreamingTranslator` (its reads, header, writes, early-end
-and unsure take-backs, n-gram bans, example turns and phi layouts) and records, for every
-target token left in the cache, the source length it saw. At each sentence's
-end every logit row the engine sampled from must equal the reference forward
-pass over the prefix, the source read and the target written, with the mask
-where target token j sees the source its cache entry saw.
+and unsure take-backs, writes forced after ``end_reads``, n-gram bans, example
+turns and phi layouts) and records, for every target token left in the cache,
+the source length it saw. At each sentence's end every logit row the engine
+sampled from must equal the reference forward pass over the prefix, the source
+read and the target written, with the mask where target token j sees the
+source its cache entry saw.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Recorder(StreamingTranslator):
         self.take_backs = 0
         self.unsure = 0  # take-backs because the writer was not sure of the next word
         self.early_words = 0  # target words written before their sentence's end was read
+        self.forced = 0  # tokens written with the ending tokens masked (end_reads reached)
         self.reference_phi_shift = 0  # a negative control shifts the reference's layout
         super().__init__(*args, **kwargs)
 
@@ -56,7 +58,10 @@ class Recorder(StreamingTranslator):
         self.seen.pop()
 
     def _sample(self):
+        streak = self.policy.end_streak
         event = super()._sample()
+        if event is not None and self.end_reads and streak >= self.end_reads:
+            self.forced += 1
         if event is not None and event.word is not None and not self.policy.end_read:
             self.early_words += 1
         return event
@@ -82,6 +87,14 @@ def every_third_wants_to_end(tokens, logits):
     """Deterministic: EOS is the argmax at every third sampling step."""
     every_third_wants_to_end.calls += 1
     if every_third_wants_to_end.calls % 3 == 0:
+        return logits + mx.zeros((VOCAB,)).at[EOS].add(1e4)
+    return logits
+
+
+def two_in_three_want_to_end(tokens, logits):
+    """Deterministic: EOS is the argmax at two sampling steps of every three."""
+    two_in_three_want_to_end.calls += 1
+    if two_in_three_want_to_end.calls % 3:
         return logits + mx.zeros((VOCAB,)).at[EOS].add(1e4)
     return logits
 
@@ -116,15 +129,21 @@ POLICIES = {
     "guarded-punct": {"one_line": True, "read_on_end": True, "read_on_sentence_end": True},
     "examples+ngram": {"examples": [("one two", "un deux")], "no_repeat_ngram": 2},
     "unsure": {"min_confidence": 0.5},
+    "end-reads": {"read_on_end": True, "end_reads": 1},
 }
 
 
 @pytest.mark.parametrize("phi", [0, "source", "source+16", 1024])
 @pytest.mark.parametrize("policy", list(POLICIES))
 def test_engine_logits_equal_the_reference_pass(policy, phi):
-    every_third_wants_to_end.calls = sometimes_unsure.calls = 0
+    every_third_wants_to_end.calls = sometimes_unsure.calls = two_in_three_want_to_end.calls = 0
     unsure = "min_confidence" in POLICIES[policy]
-    processor = sometimes_unsure if unsure else every_third_wants_to_end
+    forcing = "end_reads" in POLICIES[policy]
+    processor = every_third_wants_to_end
+    if unsure:
+        processor = sometimes_unsure
+    elif forcing:
+        processor = two_in_three_want_to_end
     t = recorder(phi, logits_processors=[processor], **POLICIES[policy])
     for sentence in ("the cat sat on the mat", "a dog ran far away from home today"):
         t.feed(sentence)
@@ -134,6 +153,8 @@ def test_engine_logits_equal_the_reference_pass(policy, phi):
     assert all(t.agree)
     if POLICIES[policy].get("read_on_end", True):
         assert t.take_backs > 0  # the early-end path ran and stayed exact
+    if forcing:
+        assert t.forced > 0  # a wish to end after the last allowed read was written over
     if unsure:
         assert t.unsure > 0  # the unsure path ran too, and words were still written live
         assert t.early_words > 0

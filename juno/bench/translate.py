@@ -62,6 +62,8 @@ POLICIES: dict[str, dict[str, Any]] = {
     "4-examples": _policy(True, True, 4, 4, False),
     "1-example": _policy(True, True, 1, 4, True),
     "juno": _policy(True, True, 2, 4, True),
+    # The default, but after 2 words read in a row for an early end, it goes on writing.
+    "juno-end2": {**_policy(True, True, 2, 4, True), "end_reads": 2},
     # The default's guards without example turns: for a model tuned with `juno tune`
     # (which trains without them), e.g. --set translate.adapter=FOLDER.
     "tuned": _policy(True, True, 0, 4, True),

@@ -39,6 +39,7 @@ def make_translator(
         "one_line": tc.one_line,
         "read_on_end": tc.read_on_end,
         "read_on_sentence_end": tc.read_on_sentence_end,
+        "end_reads": tc.end_reads,
         "system_prompt": tc.system_prompt,
         "examples": examples_for(source, target, tc.examples),
         "no_repeat_ngram": tc.no_repeat_ngram,

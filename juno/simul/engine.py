@@ -165,6 +165,7 @@ class StreamingTranslator:
         one_line: bool = True,
         read_on_end: bool = True,
         read_on_sentence_end: bool = False,
+        end_reads: int = 0,
         examples: Sequence[tuple[str, str]] = (),
         no_repeat_ngram: int = 0,
         min_confidence: float = 0.0,
@@ -202,6 +203,13 @@ class StreamingTranslator:
         self._early_ends = self._ends
         if read_on_sentence_end:
             self._early_ends = self._ends | sentence_end_tokens(tokenizer, vocab)
+        # A model that has closed its sentence keeps wanting to end, and would read the
+        # rest of the source without writing it. After this many such reads in a row
+        # (0: no limit) it must go on writing instead: the ending tokens are masked.
+        if end_reads < 0:
+            raise JunoError(f"end_reads must be 0 (no limit) or more, got {end_reads}")
+        self.end_reads = end_reads
+        self._early_end_mask = _mask(vocab, self._early_ends) if end_reads else None
         # A token that would repeat an n-gram of this sentence's translation is
         # never written (a small model loops); digits, spaces and marks may repeat.
         if no_repeat_ngram < 0 or no_repeat_ngram == 1:
@@ -331,9 +339,11 @@ class StreamingTranslator:
                 logits[..., mx.array(sorted(banned))] = -mx.inf
         if self.read_on_end and not self.policy.eos_allowed:
             if int(mx.argmax(logits, axis=-1).item()) in self._early_ends:
-                self._take_back(unsure=False)
-                self.stats.add_target(0, time.perf_counter() - start)
-                return None
+                if not self.end_reads or self.policy.end_streak < self.end_reads:
+                    self._take_back(unsure=False)
+                    self.stats.add_target(0, time.perf_counter() - start)
+                    return None
+                logits = mx.where(self._early_end_mask, -mx.inf, logits)
         if not self.policy.eos_allowed:
             # More source may come: the translation must not end yet.
             logits = mx.where(self._end_mask, -mx.inf, logits)

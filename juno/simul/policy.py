@@ -102,6 +102,7 @@ class WaitK:
     started: bool = False  # the assistant header is encoded
     written: int = 0  # target words finished (the index of the word in progress)
     extra: int = 0  # words of lag added because the writer wanted to end early
+    end_streak: int = 0  # words read in a row because the writer wanted to end early
     unsure_at: int | None = None  # source words read when the writer was last unsure
     held: int | None = None  # sampled token waiting to be fed
     finished: bool = False  # EOS sampled or the word limit reached
@@ -188,6 +189,7 @@ class WaitK:
         if self.held is not None or self.end_read:
             raise RuntimeError("an early end only while sampling, before the source end")
         self.extra += 1
+        self.end_streak += 1
         self.held = last_token
 
     def on_unsure(self, last_token: int) -> None:
@@ -209,6 +211,7 @@ class WaitK:
         """
         if self.held is not None:
             raise RuntimeError("a held token must be fed before sampling")
+        self.end_streak = 0
         if is_eos:
             self.finished = True
             return self._finish_word(cut=False) if self.word_tokens else None
@@ -247,4 +250,5 @@ class WaitK:
         self.source_ended, self.end_read = source_ended, False
         self.started, self.finished = False, False
         self.written, self.held, self.extra, self.unsure_at = 0, None, 0, None
+        self.end_streak = 0
         self.word_tokens, self.word_text = [], ""
