@@ -91,7 +91,7 @@ class TranslateConfig:
     read_on_sentence_end: bool = True
     # With read_on_end: the most source words read in a row because the model would end
     # early; after them it must go on writing (ending tokens are masked). 0 is no limit.
-    end_reads: int = 0
+    end_reads: int = 1
     # Example translations shown before the first sentence (few-shot); 0 for none.
     examples: int = 2
     # Never write a token that repeats an n-gram of the sentence's translation; 0 is off.

@@ -40,18 +40,22 @@ DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 PARTS = ("cost", "baseline", "speed", "quality", "memory")
 
 
-def _policy(line: bool, end: bool, examples: int, ngram: int, mark: bool) -> dict[str, Any]:
+def _policy(
+    line: bool, end: bool, examples: int, ngram: int, mark: bool, end_reads: int = 0
+) -> dict[str, Any]:
     return {
         "one_line": line,
         "read_on_end": end,
         "examples": examples,
         "no_repeat_ngram": ngram,
         "read_on_sentence_end": mark,
+        "end_reads": end_reads,
     }
 
 
 # Writer policies, as translate-config overrides: the paper's plain wait-k, then the
 # guards added one at a time so each contribution is measured; "juno" is the default.
+# Each sets every key it measures, so a new config default does not change a row.
 POLICIES: dict[str, dict[str, Any]] = {
     "plain": _policy(False, False, 0, 0, False),
     "one-line": _policy(True, False, 0, 0, False),
@@ -61,10 +65,11 @@ POLICIES: dict[str, dict[str, Any]] = {
     "no-mark-read": _policy(True, True, 2, 4, False),
     "4-examples": _policy(True, True, 4, 4, False),
     "1-example": _policy(True, True, 1, 4, True),
-    "juno": _policy(True, True, 2, 4, True),
-    # The default, but after 2 words read in a row for an early end, it goes on writing.
-    "juno-end2": {**_policy(True, True, 2, 4, True), "end_reads": 2},
-    # The default's guards without example turns: for a model tuned with `juno tune`
+    # The default before end_reads: an early end reads on with no limit.
+    "mark-read": _policy(True, True, 2, 4, True),
+    "end-reads-2": _policy(True, True, 2, 4, True, end_reads=2),
+    "juno": _policy(True, True, 2, 4, True, end_reads=1),
+    # The guards of "mark-read" without example turns: for a model tuned with `juno tune`
     # (which trains without them), e.g. --set translate.adapter=FOLDER.
     "tuned": _policy(True, True, 0, 4, True),
 }
