@@ -234,3 +234,22 @@ def test_unsure_waits_for_a_word_not_yet_received_and_is_cleared_per_sentence():
     p.on_unsure(1)
     with pytest.raises(RuntimeError):
         p.on_unsure(2)  # the held token must be fed first
+
+
+def test_the_early_end_streak_counts_reads_until_a_token_is_written():
+    p = WaitK(k=1)
+    p.add_source(4)
+    p.on_read()
+    p.on_started()
+    for streak in (1, 2):  # two wishes to end in a row, each one more word of lag
+        p.on_end_wanted(7)
+        assert p.end_streak == streak and p.next_action() is Action.READ
+        p.on_read()
+        p.on_fed()
+    assert p.extra == 2
+    p.on_token(8, "Le", is_eos=False)  # a written token ends the streak, not the lag
+    assert p.end_streak == 0 and p.extra == 2
+    p.on_fed()
+    p.on_end_wanted(8)
+    p.reset(available=1)
+    assert p.end_streak == 0  # and each sentence starts without one
