@@ -40,12 +40,12 @@ def test_hyps_file_holds_every_row(tiny_llm, tmp_path):
     hyps = tmp_path / "hyps.jsonl"
     args = ["bench", "translate", "--model", str(tiny_llm), "--parts", "quality"]
     args += ["--sentences", "2", "--pairs", "en-fr,en-de", "--hyps", str(hyps)]
-    args += ["--settings", "plain/source/2,plain/source/4"]
+    args += ["--settings", "plain/source/2,plain/source/4,interleaved/source/3"]
     # Plain wait-k with short words, so the random model writes at every step.
     args += ["--set", "translate.examples=0", "--set", "translate.max_tokens_per_word=3"]
     assert main(args) == 0
     rows = [json.loads(line) for line in hyps.read_text().splitlines()]
-    settings = ["offline/0", "plain/source/2", "plain/source/4"]
+    settings = ["offline/0", "plain/source/2", "plain/source/4", "interleaved/source/3"]
     assert [(r["pair"], r["setting"]) for r in rows] == [
         (pair, s) for pair in ("en-fr", "en-de") for s in settings
     ]

@@ -17,6 +17,7 @@ import pytest
 from test_simul_cache import TOLERANCE, reference_logits, tiny_model
 from test_simul_engine import CHARS, EOS, VOCAB, CharTokenizer
 
+from juno.simul.cache import InterleavedCache
 from juno.simul.engine import StreamingTranslator
 
 SPACE, LETTER = CHARS.index(" "), CHARS.index("a")
@@ -167,3 +168,60 @@ def test_the_recorder_would_see_a_wrong_layout():
     t.feed("the cat sat on the mat")
     t.finish()
     assert t.diffs and min(t.diffs) > 100 * TOLERANCE
+
+
+class InterleavedRecorder(StreamingTranslator):
+    """The engine on one ordinary cache, recording the sequence in arrival order."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.sequence: list[int] = []  # every token in the cache, source and target
+        self.rows: dict[int, mx.array] = {}  # sequence index -> the logits sampled after it
+        self.diffs: list[float] = []
+        self.interleaved = 0  # source tokens read after a target token of their sentence
+        super().__init__(*args, cache=InterleavedCache, **kwargs)
+
+    def _encode_source(self, tokens: list[int]) -> None:
+        super()._encode_source(tokens)
+        if self.cache.target_len:
+            self.interleaved += len(tokens)
+        self.sequence += tokens
+
+    def _target_forward(self, tokens: list[int], timed: bool = True) -> None:
+        super()._target_forward(tokens, timed)
+        self.sequence += tokens
+        self.rows[len(self.sequence) - 1] = self._logits[0]
+
+    def _take_back(self, unsure: bool) -> None:
+        super()._take_back(unsure)
+        self.rows.pop(len(self.sequence) - 1, None)
+        self.sequence.pop()
+
+    def _next_sentence(self) -> None:
+        # One causal forward pass over the whole sequence, no cache.
+        ref = self.model(mx.array([self.sequence]))[0]
+        for i, row in self.rows.items():
+            self.diffs.append(mx.abs(ref[i] - row).max().item())
+        super()._next_sentence()
+        self.sequence = self.sequence[: self.prefix_slots]
+        self.rows = {}
+
+
+def test_the_interleaved_baseline_equals_one_causal_pass_over_the_arrival_order():
+    every_third_wants_to_end.calls = 0
+    t = InterleavedRecorder(
+        tiny_model("qwen2"),
+        CharTokenizer(),
+        source_language="English",
+        target_language="French",
+        wait_k=2,
+        max_tokens_per_word=3,
+        max_words_per_sentence=6,
+        logits_processors=[every_third_wants_to_end],
+    )
+    for sentence in ("the cat sat on the mat", "a dog ran far away from home today"):
+        t.feed(sentence)
+        t.finish()
+    assert t.interleaved > 0  # source words did come after target tokens
+    assert len(t.diffs) >= 8
+    assert max(t.diffs) <= TOLERANCE, max(t.diffs)
+    assert t.cache.slots == t.prefix_slots  # back to the system prompt

@@ -58,6 +58,8 @@ def _policy(
 # Each sets every key it measures, so a new config default does not change a row.
 POLICIES: dict[str, dict[str, Any]] = {
     "plain": _policy(False, False, 0, 0, False),
+    # The paper's plain wait-k on one ordinary cache, source and target in arrival order.
+    "interleaved": {**_policy(False, False, 0, 0, False), "interleaved": True},
     "one-line": _policy(True, False, 0, 0, False),
     "guarded": _policy(True, True, 0, 0, False),
     "no-repeat": _policy(True, True, 0, 4, False),
@@ -367,6 +369,8 @@ def part_quality(
     settings: list[Setting],
     pairs: list[tuple[str, str]],
 ) -> None:
+    from juno.simul.cache import InterleavedCache
+
     sources = flores_dev("en", args.sentences)
     signature = None
     rows: list[dict[str, Any]] = []
@@ -403,8 +407,10 @@ def part_quality(
             console.print(f"  {pair} offline, {n} examples: {' | '.join(cells)}", style="dim")
         base = offline.get(cfg.translate.examples)
         for policy, phi, k in settings:
-            pcfg = _with(cfg, **POLICIES[policy])
-            translator = _translator(model, tokenizer, pcfg, tgt, wait_k=k, phi=phi)
+            keys = dict(POLICIES[policy])
+            kw = {"cache": InterleavedCache} if keys.pop("interleaved", False) else {}
+            pcfg = _with(cfg, **keys)
+            translator = _translator(model, tokenizer, pcfg, tgt, wait_k=k, phi=phi, **kw)
             hyps, delays = _stream_sentences(translator, sources)
             cells, signature = _score(hyps, delays, sources, refs)
             ratio = f"{float(cells[0]) / base:.2f}" if base else "-"

@@ -29,7 +29,7 @@ import enum
 
 import mlx.core as mx
 from mlx_lm.models.base import create_causal_mask
-from mlx_lm.models.cache import _BaseCache
+from mlx_lm.models.cache import KVCache, _BaseCache
 
 
 class Stream(enum.Enum):
@@ -206,4 +206,59 @@ class DualStreamCache:
 
     def arrays(self) -> list[mx.array]:
         """The buffers, to evaluate after a forward whose output is not needed."""
+        return [a for layer in self.layers for a in (layer.keys, layer.values) if a is not None]
+
+
+class InterleavedCache:
+    """The baseline the dual cache is measured against: one ordinary mlx-lm cache.
+
+    Source and target tokens go into one sequence in the order they are read and
+    written, with consecutive positions, every token attending to all before it
+    (so a source word read after a target word sees it). Same interface as
+    :class:`DualStreamCache`; phi has no meaning here and is ignored.
+    """
+
+    def __init__(self, num_layers: int) -> None:
+        self.layers = [KVCache() for _ in range(num_layers)]
+        self.stream = Stream.SOURCE
+        self.source_len = 0
+        self.target_len = 0
+
+    def use(self, stream: Stream) -> None:
+        self.stream = stream
+
+    def set_phi(self, phi: int) -> None:
+        """Ignored: target tokens take the next position, as in any chat."""
+
+    def commit(self, n_tokens: int) -> None:
+        if self.stream is Stream.SOURCE:
+            self.source_len += n_tokens
+        else:
+            self.target_len += n_tokens
+        if any(layer.offset != self.slots for layer in self.layers):
+            raise RuntimeError("the model did not write every layer of the cache")
+
+    def rollback(self, n_tokens: int) -> None:
+        """Take the last ``n_tokens`` target tokens back out (they must be the last)."""
+        if n_tokens > self.target_len:
+            raise RuntimeError("rollback can only remove target tokens")
+        for layer in self.layers:
+            layer.trim(n_tokens)
+        self.target_len -= n_tokens
+
+    def truncate(self, slots: int) -> None:
+        """Keep the first ``slots`` slots; only back to the source prefix."""
+        for layer in self.layers:
+            layer.trim(layer.offset - slots)
+        self.source_len, self.target_len = slots, 0
+
+    @property
+    def slots(self) -> int:
+        return self.source_len + self.target_len
+
+    @property
+    def nbytes(self) -> int:
+        return sum(layer.nbytes for layer in self.layers)
+
+    def arrays(self) -> list[mx.array]:
         return [a for layer in self.layers for a in (layer.keys, layer.values) if a is not None]

@@ -169,6 +169,7 @@ class StreamingTranslator:
         examples: Sequence[tuple[str, str]] = (),
         no_repeat_ngram: int = 0,
         min_confidence: float = 0.0,
+        cache: Callable[[int], Any] = DualStreamCache,
     ) -> None:
         num_layers = check_supported(model)
         if wait_k < 1:
@@ -225,7 +226,9 @@ class StreamingTranslator:
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
-        self.cache = DualStreamCache(num_layers)
+        # ``cache`` builds the KV cache from the layer count: the dual-stream cache, or
+        # ``InterleavedCache``, the one-sequence baseline the benchmark compares with.
+        self.cache = cache(num_layers)
         self._encode_source(list(self.prompt.prefix))
         self.prefix_slots = self.cache.slots
 
