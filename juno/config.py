@@ -68,6 +68,13 @@ class TranscribeConfig:
     # of the stream) on the full 30 s context; its words are committed without a
     # second hypothesis.
     full_ctx_at_pause: bool = False
+    # Commit policy: "alignatt" (one decoding per step, words committed while Whisper's
+    # attention stays behind the audio's end) or "local-agreement" (re-transcribe the
+    # buffer, commit what two successive hypotheses agree on).
+    policy: Literal["alignatt", "local-agreement"] = "alignatt"
+    # AlignAtt: a token attending within this many encoder frames (20 ms each) of the
+    # audio's end waits for more audio.
+    frame_threshold: int = 25
 
 
 @dataclass(frozen=True)

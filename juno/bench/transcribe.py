@@ -32,6 +32,8 @@ JFK_TEXT = (
     "ask what you can do for your country."
 )
 SAMPLE_RATE_HZ = 16000
+# Development sets: JFK, LibriVox, the English clips and long-form address, FLEURS.
+SETS = ("jfk", "librivox", "en", "longform", "fleurs")
 # Replays: the configured stepper on a clock that ignores or counts compute; on
 # the full 30 s context; fitted, with the full context at pauses (both unaware).
 MODES = ("unaware", "aware", "full-ctx", "full-at-pause")
@@ -64,13 +66,18 @@ class Result:
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sets", default="jfk,librivox,fleurs", help="subsets to run (comma list)")
+    p.add_argument("--sets", default="jfk,librivox,en,fleurs", help=f"subsets ({', '.join(SETS)})")
     p.add_argument("--langs", default="de,fr,es,pt", help="FLEURS languages (comma list)")
     p.add_argument("--limit", type=int, default=0, help="at most N clips per set and language")
     p.add_argument(
         "--modes",
         default="unaware,aware",
         help=f"replays: {', '.join(MODES)} (comma list)",
+    )
+    p.add_argument(
+        "--policies",
+        default="alignatt,local-agreement",
+        help="commit policies replayed side by side (comma list; default both)",
     )
     p.add_argument("--no-offline", action="store_true", help="skip whole-clip transcription")
     p.add_argument("--no-steps", action="store_true", help="skip the 3 s / 25 s step timing")
@@ -103,6 +110,12 @@ def collect(data: Path, sets: list[str], langs: list[str], limit: int) -> list[C
     from juno.audio import load_audio
 
     clips = []
+    for name, folder in (("en", "en/clips"), ("longform", "en/longform")):
+        if name in sets:
+            flacs = sorted((data / folder).glob("*.flac"))
+            for flac in flacs[:limit] if limit else flacs:
+                ref = flac.with_suffix(".txt").read_text()
+                clips.append(Clip(name, flac.stem, load_audio(flac), ref, "en"))
     if "jfk" in sets:
         clips.append(Clip("jfk", "jfk", load_audio(data / "jfk.flac"), JFK_TEXT, "en"))
     if "librivox" in sets:
@@ -123,14 +136,16 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def _stream(model, cfg: Config, clip: Clip, mode: str, chunk_s: float):
+def _stream(model, cfg: Config, audio: np.ndarray, language: str, variant: str, chunk_s: float):
+    """Replay ``audio`` under a variant ("POLICY MODE"): the emissions and the stats."""
     from juno.transcriber.build import make_transcriber
     from juno.transcriber.replay import ReplayStats, replay
 
-    cfg = _with(cfg, **MODE_KEYS.get(mode, {}))
-    stepper = make_transcriber(model, cfg, language=clip.language)
+    policy, mode = variant.split()
+    cfg = _with(cfg, policy=policy, **MODE_KEYS.get(mode, {}))
+    stepper = make_transcriber(model, cfg, language=language)
     stats = ReplayStats()
-    out = list(replay(stepper, clip.audio, chunk_s, mode == "aware", stats))
+    out = list(replay(stepper, audio, chunk_s, mode == "aware", stats))
     return out, stats
 
 
@@ -221,12 +236,20 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.errors import JunoError
     from juno.models.loading import load_whisper
     from juno.paths import shared_data
+    from juno.transcriber.streaming import POLICIES
 
     sets = [s for s in args.sets.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
+    policies = [p for p in args.policies.split(",") if p]
     unknown = set(modes) - set(MODES)
     if unknown:
         raise JunoError(f"--modes: unknown {', '.join(sorted(unknown))} ({', '.join(MODES)})")
+    if set(policies) - set(POLICIES) or not policies:
+        raise JunoError(f"--policies: choose from {', '.join(POLICIES)}")
+    unknown = set(sets) - set(SETS)
+    if unknown:
+        raise JunoError(f"--sets: unknown {', '.join(sorted(unknown))} ({', '.join(SETS)})")
+    variants = [f"{p} {m}" for m in modes for p in policies]
     clips = collect(shared_data() / "audio", sets, args.langs.split(","), args.limit)
     if not clips:
         raise JunoError("no clips selected (see --sets, --langs)")
@@ -240,7 +263,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     print(
         f"# model {path.name}; step {t.step_ms} ms, buffer max {t.buffer_max_s} s, vad {t.vad}, "
         f"fitted context {t.fit_audio_ctx} (+{t.audio_ctx_pad_s} s, full at pauses "
-        f"{t.full_ctx_at_pause}), chunk {args.chunk_ms} ms"
+        f"{t.full_ctx_at_pause}), AlignAtt threshold {t.frame_threshold} frames, "
+        f"chunk {args.chunk_ms} ms"
     )
     results: dict[str, Result] = {}
     with contextlib.ExitStack() as files:
@@ -259,8 +283,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             record: dict = {"set": clip.group, "clip": clip.name, "language": clip.language}
             record |= {"audio_s": len(clip.audio) / SAMPLE_RATE_HZ, "reference": clip.reference}
             record["whole"] = r.offline[-1] if not args.no_offline else None
-            for mode in modes:
-                emitted, stats = _stream(model, cfg, clip, mode, chunk_s)
+            for mode in variants:
+                emitted, stats = _stream(model, cfg, clip.audio, clip.language, mode, chunk_s)
                 text = " ".join(e.word.text for e in emitted)
                 lags = [e.emitted_s - e.word.end_s for e in emitted]
                 r.streams.setdefault(mode, []).append(text)
@@ -270,20 +294,20 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             if per_clip:
                 per_clip.write(json.dumps(record, ensure_ascii=False) + "\n")
                 per_clip.flush()
-            print(f"# {clip.name}: {r.streams[modes[0]][-1] if modes else ''}", flush=True)
+            print(f"# {clip.name}: {r.streams[variants[0]][-1] if variants else ''}", flush=True)
 
     head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
-    for mode in modes:
-        head += f" | {mode:8s} {'WER':>5s} {'lag med':>7s} {'p90':>5s} {'cmp/s':>5s}"
+    for mode in variants:
+        head += f" | {mode:22s} {'WER':>5s} {'lag med':>7s} {'p90':>5s} {'cmp/s':>5s}"
     print(head)
     for group, r in [*results.items(), ("all", _merge(results.values()))]:
         line = f"{group:12s} {len(r.refs):5d} {r.audio_s:7.1f} "
         line += f"{wer(r.refs, r.offline):8.1f}%" if r.offline else f"{'-':>9s}"
-        for mode in modes:
+        for mode in variants:
             lags = r.lags.get(mode, [])
             median = statistics.median(lags) if lags else float("nan")
             line += (
-                f" | {'':8s} {wer(r.refs, r.streams[mode]):4.1f}% {median:6.2f}s"
+                f" | {'':22s} {wer(r.refs, r.streams[mode]):4.1f}% {median:6.2f}s"
                 f" {_pct(lags, 90):4.2f}s {r.compute_s[mode] / r.audio_s:5.2f}"
             )
         print(line)

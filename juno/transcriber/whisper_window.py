@@ -18,9 +18,17 @@ import mlx.nn as nn
 import numpy as np
 from mlx_whisper.audio import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
 from mlx_whisper.decoding import DecodingOptions, DecodingResult, decode
-from mlx_whisper.timing import add_word_timestamps, dtw
-from mlx_whisper.tokenizer import get_tokenizer
+from mlx_whisper.timing import (
+    TOKENS_PER_SECOND,
+    WordTiming,
+    add_word_timestamps,
+    dtw,
+    median_filter,
+    merge_punctuations,
+)
+from mlx_whisper.tokenizer import Tokenizer, get_tokenizer
 
+from juno.transcriber.alignatt import attended_frame, reached_end
 from juno.transcriber.guards import COMPRESSION_RATIO_MAX, loop_start
 from juno.transcriber.words import Word, normalize
 
@@ -29,7 +37,7 @@ MAX_WINDOW_S = N_FRAMES * HOP_LENGTH / SAMPLE_RATE
 # Languages whose words mlx-whisper splits without spaces between them.
 _NO_SPACES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
 # Fast speech is ~4 words/s; German or French words take 2-3 tokens each.
-_MAX_TOKENS_PER_S = 10
+MAX_TOKENS_PER_S = 10
 
 
 class FittedEncoder(nn.Module):
@@ -69,6 +77,22 @@ class WindowResult:
     # gzip compression ratio of the text: high for repetition loops.
     compression_ratio: float
     # Encoder positions the window used (1500 for a full 30 s window).
+    encoder_positions: int
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """One AlignAtt decoding of a window: what Whisper says past the forced prefix."""
+
+    # New words, times in seconds from the window start, tokens attached.
+    words: list[Word]
+    # Probability of the no-speech token at the start of decoding.
+    no_speech_prob: float
+    # Mean log probability of the new tokens (0 when there are none).
+    avg_logprob: float
+    # Decoding stopped because the attention reached the audio's end.
+    reached_end: bool
+    # Encoder positions the window used.
     encoder_positions: int
 
 
@@ -163,13 +187,91 @@ class WhisperWindow:
             encoder_positions=int(features.shape[0]),
         )
 
+    def continue_decoding(
+        self,
+        audio: np.ndarray,
+        language: str,
+        prompt: str,
+        forced: list[int],
+        threshold_frames: int,
+        max_new_tokens: int,
+    ) -> Continuation:
+        """AlignAtt's step: one greedy decoding of ``audio`` that first reproduces
+        the ``forced`` tokens (the committed words in the buffer), then emits new
+        tokens until end of text, ``max_new_tokens``, or a token whose
+        alignment-head attention falls within ``threshold_frames`` encoder frames
+        (20 ms each) of the audio's end (that token is dropped).
+
+        Word times come from the same attention (Whisper's DTW alignment), so
+        the step costs one encoder pass and one decoder pass per new token.
+        """
+        model = self.model
+        features, content_frames = self.encode(audio, self.fit_context)
+        positions = max(1, content_frames // 2)  # encoder positions holding audio
+        tokenizer = get_tokenizer(
+            model.is_multilingual, num_languages=model.num_languages, language=language
+        )
+        prefix = _prefix(tokenizer, prompt, model.dims.n_text_ctx)
+        text_from = len(prefix)  # index of the first forced text token
+        tokens = prefix + list(forced)
+        logits, kv_cache, cross_qk = model.decoder(mx.array([tokens]), features[None])
+        heads = [tuple(h) for h in model.alignment_heads.tolist()]
+        attention = [_head_rows(cross_qk, heads, positions)]
+        first = np.array(logits[0, :, :].astype(mx.float32))
+        sot_probs = _softmax(first[tokens.index(tokenizer.sot)])
+        no_speech_prob = float(sot_probs[tokenizer.no_speech]) if tokenizer.no_speech else 0.0
+        # Probability of each forced token, then of each new one.
+        probs = [float(_softmax(first[i - 1])[t]) for i, t in enumerate(tokens) if i >= text_from]
+        suppress = _suppress_mask(tokenizer, model.dims.n_vocab)
+        row = first[-1]
+        new: list[int] = []
+        logprobs: list[float] = []
+        stopped = False
+        limit = min(max_new_tokens, model.dims.n_text_ctx - len(tokens) - 1)
+        while len(new) < limit:
+            masked = row + suppress
+            if not forced and not new:
+                masked[tokenizer.eot] = -np.inf  # a window with speech says something
+            token = int(np.argmax(masked))
+            if token == tokenizer.eot:
+                break
+            weights = np.concatenate(attention, axis=1)
+            if reached_end(attended_frame(weights), positions, threshold_frames):
+                stopped = True
+                break
+            logp = masked - np.logaddexp.reduce(masked)
+            logprobs.append(float(logp[token]))
+            probs.append(float(np.exp(logp[token])))
+            new.append(token)
+            logits, kv_cache, cross_qk = model.decoder(
+                mx.array([[token]]), features[None], kv_cache=kv_cache
+            )
+            attention.append(_head_rows(cross_qk, heads, positions))
+            row = np.array(logits[0, -1].astype(mx.float32))
+        words: list[Word] = []
+        if new:
+            # Rows from the one that predicts the first text token through the
+            # one that predicts what follows the last: Whisper's alignment matrix.
+            weights = np.concatenate(attention, axis=1)
+            text = list(forced) + new
+            matrix = weights[:, text_from - 1 : text_from + len(text), :]
+            timings = _word_timings(tokenizer, text, matrix, probs)
+            words = _new_words(timings, len(forced), language not in _NO_SPACES)
+        return Continuation(
+            words=words,
+            no_speech_prob=no_speech_prob,
+            avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
+            reached_end=stopped,
+            encoder_positions=int(features.shape[0]),
+        )
+
     def _decode(
         self, features: mx.array, content_frames: int, language: str, prompt: str
     ) -> tuple[DecodingResult, int]:
         duration_s = content_frames * HOP_LENGTH / SAMPLE_RATE
         # A repetition loop runs to Whisper's 224-token limit and costs seconds;
         # no real speech needs more tokens than this.
-        sample_len = min(224, int(_MAX_TOKENS_PER_S * duration_s) + 16)
+        sample_len = min(224, int(MAX_TOKENS_PER_S * duration_s) + 16)
         options = DecodingOptions(
             language=language,
             prompt=prompt or None,
@@ -178,6 +280,81 @@ class WhisperWindow:
             fp16=self.dtype == mx.float16,
         )
         return decode(self.model, features, options), sample_len
+
+
+def _prefix(tokenizer: Tokenizer, prompt: str, n_text_ctx: int) -> list[int]:
+    """The decoder's start, as mlx-whisper builds it: the prompt, then the task, no timestamps."""
+    out = []
+    if prompt.strip():
+        prompt_tokens = tokenizer.encode(" " + prompt.strip())
+        out = [tokenizer.sot_prev, *prompt_tokens[-(n_text_ctx // 2 - 1) :]]
+    return out + list(tokenizer.sot_sequence_including_notimestamps)
+
+
+def _suppress_mask(tokenizer: Tokenizer, n_vocab: int) -> np.ndarray:
+    """-inf on every token a transcript may not hold: control tokens (all but end
+    of text), timestamps, and Whisper's non-speech symbols."""
+    mask = np.zeros(n_vocab, np.float32)
+    mask[tokenizer.eot + 1 :] = -np.inf
+    mask[list(tokenizer.non_speech_tokens)] = -np.inf
+    return mask
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _head_rows(cross_qk: list, heads: list[tuple[int, int]], positions: int) -> np.ndarray:
+    """The alignment heads' attention over the audio positions: (heads, tokens, positions)."""
+    qk = mx.stack([cross_qk[layer][0, head, :, :positions] for layer, head in heads])
+    return _softmax(np.array(qk.astype(mx.float32)))
+
+
+def _word_timings(
+    tokenizer: Tokenizer, text: list[int], matrix: np.ndarray, probs: list[float]
+) -> list[WordTiming]:
+    """Words of ``text`` with times, by DTW over the attention rows (as
+    mlx-whisper's ``find_alignment``, on rows the decoding already made)."""
+    mean = matrix.mean(axis=1, keepdims=True)
+    std = matrix.std(axis=1, keepdims=True) + 1e-10
+    weights = median_filter((matrix - mean) / std, 7).mean(axis=0)
+    text_indices, time_indices = dtw(-weights)
+    words, word_tokens = tokenizer.split_to_word_tokens(text + [tokenizer.eot])
+    if len(word_tokens) <= 1:
+        return []
+    bounds = np.pad(np.cumsum([len(t) for t in word_tokens[:-1]]), (1, 0))
+    jumps = np.pad(np.diff(text_indices), (1, 0), constant_values=1).astype(bool)
+    jump_times = time_indices[jumps] / TOKENS_PER_SECOND
+    timings = [
+        WordTiming(
+            word, tokens, float(jump_times[a]), float(jump_times[b]), float(np.mean(probs[a:b]))
+        )
+        for word, tokens, a, b in zip(words, word_tokens, bounds[:-1], bounds[1:], strict=False)
+    ]
+    merge_punctuations(timings, "\"'“¿([{-", "\"'.。,，!！?？:：”)]}、")
+    return timings
+
+
+def _new_words(timings: list[WordTiming], n_forced: int, spaced: bool) -> list[Word]:
+    """The timed words that start past the first ``n_forced`` tokens, tokens attached."""
+    out: list[Word] = []
+    seen = 0
+    for t in timings:
+        start, seen = seen, seen + len(t.tokens)
+        if not t.word.strip() or start < n_forced:
+            continue
+        word = Word(t.word.strip(), t.start, t.end, t.probability, tokens=tuple(t.tokens))
+        if spaced and out and not t.word.startswith(" "):
+            last = out[-1]
+            word = Word(
+                last.text + word.text, last.start_s, word.end_s,
+                min(last.probability, word.probability), tokens=last.tokens + word.tokens,
+            )  # fmt: skip
+            out[-1] = word
+        else:
+            out.append(word)
+    return out
 
 
 def _join_continuations(timed: list[dict], spaced: bool) -> list[Word]:

@@ -24,6 +24,8 @@ class Word:
     probability: float = 1.0
     # The word ends a sentence (final punctuation, or a long pause follows it).
     sentence_end: bool = False
+    # Whisper's text tokens for the word, where the policy forces them back in (AlignAtt).
+    tokens: tuple[int, ...] = ()
 
 
 def normalize(text: str) -> str:

@@ -1,0 +1,85 @@
+"""AlignAtt: commit what Whisper says while its attention stays behind the audio's end.
+
+The policy of ufal's SimulStreaming (and WhisperLiveKit's default). Each step
+decodes the buffer once, with the words committed so far forced as the
+decoder's prefix, and emits tokens until the cross-attention of Whisper's
+alignment heads points within ``threshold`` encoder frames of the end of the
+audio: past that point the model would be guessing at speech it has not heard
+in full, so that token is dropped and decoding stops. The last word emitted may
+still be cut off by the buffer's end (its first tokens came before the stop),
+so it waits for the next step, unless the utterance is over (a pause, or the
+end of the stream).
+
+One decoder pass per step and no second hypothesis: the lag is about a step
+shorter than LocalAgreement's, and the decoder only pays for new tokens.
+
+Pure: :func:`attended_frame` is the alignment test the decoder loop
+(``whisper_window.WhisperWindow.continue_decoding``) calls per token;
+:class:`AlignAtt` keeps the commits. No MLX, no clock.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from juno.transcriber.commits import CommitLog
+from juno.transcriber.words import Word, normalize
+
+# Width of the median filter over frames, as Whisper's word alignment uses.
+MEDIAN_FILTER_FRAMES = 7
+
+
+def attended_frame(weights: np.ndarray) -> int:
+    """The encoder frame the newest token attends to most.
+
+    ``weights``: the alignment heads' cross-attention probabilities over the
+    audio frames, shaped (heads, tokens, frames), the newest token last. As in
+    Whisper's word alignment, each frame is standardized over the tokens, the
+    newest row median-filtered over frames, and the heads averaged.
+    """
+    mean = weights.mean(axis=1)
+    std = weights.std(axis=1) + 1e-10
+    row = (weights[:, -1, :] - mean) / std
+    row = _median_filter(row, MEDIAN_FILTER_FRAMES)
+    return int(np.argmax(row.mean(axis=0)))
+
+
+def reached_end(frame: int, content_frames: int, threshold_frames: int) -> bool:
+    """The token attends within ``threshold_frames`` of the audio's last frame."""
+    return content_frames - frame <= threshold_frames
+
+
+def _median_filter(x: np.ndarray, width: int) -> np.ndarray:
+    """Median over a sliding window of ``width`` along the last axis (edges reflected)."""
+    half = width // 2
+    if x.shape[-1] <= half:
+        return x
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(half, half)], mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=-1)
+    return np.median(windows, axis=-1)
+
+
+class AlignAtt(CommitLog):
+    """The commits of the AlignAtt policy (see the module docstring).
+
+    Committed words carry their tokens: :meth:`forced_tokens` is the prefix
+    the next step's decoder must reproduce before it says anything new.
+    """
+
+    def forced_tokens(self) -> list[int]:
+        """Tokens of the committed words still in the buffer, in order."""
+        return [t for w in self._in_buffer for t in w.tokens]
+
+    def insert(self, words: list[Word], complete: bool = False) -> list[Word]:
+        """Take the words decoded past the forced prefix; return those committed.
+
+        All but the last are committed: the buffer's end may have cut the last
+        one short. ``complete`` (a pause, or the end of the stream) commits
+        them all, and the last ends a sentence.
+        """
+        words = [w for w in words if normalize(w.text)]
+        n = len(words) if complete else max(0, len(words) - 1)
+        out = self._mark_ends(words, n, complete)
+        self._pending = words[n:]
+        self._commit(out)
+        return out
