@@ -101,6 +101,24 @@ def receive(sock: zmq.Socket, channel: str) -> Message | None:
     return receive_frames([f.buffer for f in frames], channel)
 
 
+def receive_waiting(sock: zmq.Socket, channel: str, limit: int = 10_000) -> list[Message]:
+    """Every message already waiting on ``sock`` (none if none), without blocking.
+
+    A stage that fell behind takes all that is queued at once and catches up
+    in one step instead of working through the backlog one message at a time.
+    """
+    out: list[Message] = []
+    while len(out) < limit:
+        try:
+            frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            break
+        msg = receive_frames([f.buffer for f in frames], channel)
+        if msg is not None:
+            out.append(msg)
+    return out
+
+
 def receive_frames(frames: list, channel: str) -> Message | None:
     """The message in received frames, or None (logged) if they hold none."""
     try:

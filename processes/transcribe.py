@@ -1,10 +1,11 @@
 """The transcribe process: AudioChunk -> committed SourceWord (to translate and to displays).
 
-Audio is inserted chunk by chunk and the stepper steps whenever a step's worth
-has come, however much audio is waiting (a file sent as fast as possible, or a
-machine behind the speaker): every step sees the buffer the policy expects,
-and the pipeline falls behind honestly instead of transcribing huge windows.
-At end of stream it flushes the transcriber and passes the end on.
+All audio that is waiting is inserted before the stepper steps: when a step
+took longer than the audio it covered (a slow machine, a busy translator on
+the same cores), the next step takes everything that arrived meanwhile, so the
+transcriber catches up instead of queueing (a queue grows into minutes of
+delay over a long talk). At end of stream it flushes the transcriber and
+passes the end on.
 """
 
 from __future__ import annotations
@@ -76,19 +77,19 @@ def _transcribe(ctx: zmq.Context, control: stage.Control, args: argparse.Namespa
             return
         if not poller.poll(200):
             continue
-        msg = bus.receive(audio, "audio")
-        if isinstance(msg, AudioChunk):
-            out.origin_wall_s = msg.origin_wall_s
-            try:
-                stepper.insert_audio(msg.samples, msg.stream_s, msg.sample_rate_hz)
-            except JunoError as e:
-                log.warning("dropped audio chunk %d: %s", msg.seq, e)
-                continue
+        for msg in bus.receive_waiting(audio, "audio"):
+            if isinstance(msg, AudioChunk) and end is None:
+                out.origin_wall_s = msg.origin_wall_s
+                try:
+                    stepper.insert_audio(msg.samples, msg.stream_s, msg.sample_rate_hz)
+                except JunoError as e:
+                    log.warning("dropped audio chunk %d: %s", msg.seq, e)
+            elif isinstance(msg, EndOfStream):
+                end = msg
+            else:
+                log.warning("ignored %s on audio", type(msg).__name__)
+        if end is None:
             out.emit(stepper.process(stepper.received_s))
-        elif isinstance(msg, EndOfStream):
-            end = msg
-        elif msg is not None:
-            log.warning("ignored %s on audio", type(msg).__name__)
     out.emit(stepper.finish(), final=True)
     eos = EndOfStream(out.seq, end.stream_s, end.reason)
     bus.send(out.words, eos)

@@ -69,6 +69,7 @@ def speech_audio(seconds: float, script=SCRIPT) -> np.ndarray:
 
 def make(script=SCRIPT, **options) -> tuple[StreamingTranscriber, ScriptedWindow]:
     window = ScriptedWindow(script)
+    options = {"policy": "local-agreement", **options}
     stepper = StreamingTranscriber(window, SpeechTrack(LoudFrames()), StreamOptions(**options))
     window.stepper = stepper
     return stepper, window

@@ -1,0 +1,190 @@
+"""AlignAtt on scripted hypotheses and attention, and the stepper around it: no MLX."""
+
+import numpy as np
+import pytest
+
+from juno.transcriber.alignatt import AlignAtt, attended_frame, reached_end
+from juno.transcriber.replay import replay
+from juno.transcriber.streaming import StreamingTranscriber, StreamOptions
+from juno.transcriber.vad import SpeechTrack
+from juno.transcriber.whisper_window import Continuation
+from juno.transcriber.words import Word
+from test_transcriber_stepper import SCRIPT, LoudFrames, ScriptedWindow, speech_audio
+
+RATE = 16000
+# Whisper's encoder frames per second of audio.
+FRAMES_PER_S = 50
+
+
+def attention(peaks: list[int], frames: int = 100, heads: int = 3, seed: int = 0) -> np.ndarray:
+    """Alignment-head attention (heads, tokens, frames): token i peaks at ``peaks[i]``,
+    a few frames wide, as Whisper's alignment heads do."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.0, 0.01, (heads, len(peaks), frames))
+    for i, p in enumerate(peaks):
+        w[:, i, max(0, p - 4) : p + 5] += 1.0
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+def test_attended_frame_follows_the_newest_token():
+    tokens = [2, 8, 14, 20, 26, 32, 40]
+    assert abs(attended_frame(attention(tokens)) - 40) <= 1
+    assert abs(attended_frame(attention([*tokens, 63])) - 63) <= 1
+    # One head pointing elsewhere is outvoted by the others.
+    w = attention([*tokens, 50], heads=5)
+    w[0, -1] = np.roll(w[0, -1], 30)
+    assert abs(attended_frame(w) - 50) <= 1
+
+
+def test_reached_end_is_within_the_threshold_of_the_last_frame():
+    assert not reached_end(70, 100, 25)
+    assert reached_end(75, 100, 25) and reached_end(99, 100, 25)
+
+
+def words(text: str, start_s: float = 0.0, first_token: int = 0) -> list[Word]:
+    """Words every 0.5 s from ``start_s``, each with one token."""
+    return [
+        Word(t, start_s + 0.5 * i, start_s + 0.5 * i + 0.4, tokens=(first_token + i,))
+        for i, t in enumerate(text.split())
+    ]
+
+
+def test_commits_all_but_the_last_word_until_the_utterance_is_complete():
+    policy = AlignAtt(pause_s=0.8)
+    out = policy.insert(words("and so my fel"))
+    assert [w.text for w in out] == ["and", "so", "my"]
+    assert [w.text for w in policy.pending] == ["fel"]
+    assert policy.forced_tokens() == [0, 1, 2]
+    out = policy.insert(words("fellow Americans", 1.5, 3), complete=True)
+    assert [w.text for w in out] == ["fellow", "Americans"]
+    assert [w.sentence_end for w in out] == [False, True] and policy.pending == []
+    assert policy.forced_tokens() == [0, 1, 2, 3, 4]
+
+
+def test_a_pause_or_a_full_stop_ends_a_sentence_and_the_cut_moves_words_to_the_prompt():
+    policy = AlignAtt(pause_s=0.8)
+    hyp = words("We landed. Then")
+    hyp += [Word("silence", 3.0, 3.4, tokens=(9,)), Word("after", 3.5, 3.9, tokens=(10,))]
+    out = policy.insert(hyp)
+    assert [(w.text, w.sentence_end) for w in out] == [
+        ("We", False), ("landed.", True), ("Then", True), ("silence", False)
+    ]  # fmt: skip
+    assert policy.sentence_cut_s() == pytest.approx(1.4)
+    policy.trim(1.4)
+    assert policy.prompt() == "We landed. Then"
+    assert policy.forced_tokens() == [9]
+    assert policy.last_end_s == pytest.approx(3.4)
+
+
+def test_empty_and_punctuation_only_words_are_not_committed():
+    policy = AlignAtt()
+    assert policy.insert([]) == [] and policy.pending == []
+    assert policy.insert([Word("...", 0.0, 0.2)], complete=True) == []
+
+
+class AttendingWindow(ScriptedWindow):
+    """Stands in for Whisper under AlignAtt: it says the scripted words after the
+    forced ones, up to where its attention would reach the audio's end (a word
+    whose end lies within the threshold of the buffer's end stops it)."""
+
+    def __init__(self, script=SCRIPT, step_cost_s: float = 0.0, clock=None):
+        super().__init__(script)
+        self.forced = []
+        self.thresholds = []
+        self.step_cost_s = step_cost_s
+        self.clock = clock
+
+    def continue_decoding(self, audio, language, prompt, forced, threshold_frames, max_new):
+        if self.clock is not None:
+            self.clock.now += self.step_cost_s
+        end = self.stepper.received_s
+        start = end - len(audio) / RATE
+        self.calls.append((start, end, prompt))
+        self.forced.append(list(forced))
+        self.thresholds.append(threshold_frames)
+        heard = end - threshold_frames / FRAMES_PER_S
+        out = []
+        for i, (t, s, e) in enumerate(self.script):
+            if s < start or i in forced:
+                continue
+            if s >= heard:  # the first token of this word already looks past the end
+                break
+            # A word that started in time may still be cut off by the buffer's end.
+            out.append(Word(t, s - start, min(e, end) - start, 0.9, tokens=(i,)))
+        return Continuation(out, 0.01, -0.2, True, 0)
+
+
+def make(script=SCRIPT, **options):
+    window = AttendingWindow(script, **options.pop("window", {}))
+    stepper = StreamingTranscriber(
+        window, SpeechTrack(LoudFrames()), StreamOptions(policy="alignatt", **options)
+    )
+    window.stepper = stepper
+    return stepper, window
+
+
+def test_stepper_streams_the_script_once_in_order_with_the_committed_tokens_forced():
+    stepper, window = make()
+    out = list(replay(stepper, speech_audio(12.0), chunk_s=0.1))
+    assert [e.word.text for e in out] == [t for t, _, _ in SCRIPT]
+    assert all(e.emitted_s >= e.word.end_s for e in out)
+    assert [e.word.sentence_end for e in out] == [
+        False, False, False, True, False, False, False, True, False, True
+    ]  # fmt: skip
+    # Each step forces exactly the committed words whose audio is still buffered.
+    for forced in window.forced:
+        assert forced == sorted(forced)
+    assert any(len(f) >= 2 for f in window.forced)
+    # The window that ends an utterance decodes to the end (the small threshold).
+    assert 4 in window.thresholds and 25 in window.thresholds
+
+
+def test_alignatt_commits_sooner_than_local_agreement():
+    # Words every 0.5 s for 20 s. AlignAtt commits a word once the next one has
+    # started half a second (its threshold) before the buffer's end: at most a
+    # step (1 s) + the threshold + the next word (0.5 s) after it ends.
+    # LocalAgreement commits once two windows that hold it whole agree (this
+    # scripted Whisper never changes its mind, the best case for it).
+    script = [(f"w{i}", 0.5 * i, 0.5 * i + 0.4) for i in range(40)]
+
+    def lags(policy: str) -> list[float]:
+        if policy == "alignatt":
+            stepper, _ = make(script)
+        else:
+            window = ScriptedWindow(script)
+            options = StreamOptions(policy=policy)
+            stepper = StreamingTranscriber(window, SpeechTrack(LoudFrames()), options)
+            window.stepper = stepper
+        out = list(replay(stepper, speech_audio(21.0, script), chunk_s=0.1))
+        assert [e.word.text for e in out] == [t for t, _, _ in script]
+        return [e.emitted_s - e.word.end_s for e in out[:-1]]
+
+    fast, slow = lags("alignatt"), lags("local-agreement")
+    assert np.median(fast) <= np.median(slow), (fast, slow)
+    assert max(fast) <= 1.0 + 0.5 + 0.5 + 1e-6
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_slow_model_catches_up_in_one_step_instead_of_queueing():
+    # Words every 0.5 s for 60 s, no pauses; each step costs 2.5 s of compute.
+    script = [(f"w{i}", 0.5 * i, 0.5 * i + 0.4) for i in range(120)]
+    clock = Clock()
+    stepper, window = make(script, window={"step_cost_s": 2.5, "clock": clock})
+    out = list(
+        replay(stepper, speech_audio(61.0, script), chunk_s=0.1, compute_aware=True, clock=clock)
+    )
+    assert [e.word.text for e in out] == [t for t, _, _ in script]
+    # About one step per 2.5 s of audio, each over everything that arrived meanwhile.
+    assert len(window.calls) <= 61.0 / 2.5 + 2
+    # Lag stays bounded: the last words are no later than the first ones.
+    lag = [e.emitted_s - e.word.end_s for e in out]
+    first, last = np.median(lag[:20]), np.median(lag[-30:-1])
+    assert last <= 1.2 * first + 0.5, (first, last)
+    assert max(lag) < 2 * 2.5 + 1.0 + 2.0
