@@ -154,3 +154,30 @@ def test_a_complete_hypothesis_is_committed_whole_and_ends_a_sentence():
     assert texts(out) == ["see", "you", "later"]
     assert [w.sentence_end for w in out] == [False, False, True]
     assert la.pending == []
+
+
+def test_abbreviations_and_initials_end_no_sentence_but_a_pause_does():
+    for word in [
+        "Dr.",
+        "Mr.",
+        "Mrs.",
+        "U.S.",
+        "a.m.",
+        "p.m.",
+        "e.g.",
+        "J.",
+        '"Dr.',
+        "St.)",
+        "z.B.",
+    ]:
+        assert not ends_sentence(word), word
+    for word in ["country.", "Texas.", "No.", "I.", 'done?"', "U.S.?"]:
+        assert ends_sentence(word), word
+    la = LocalAgreement(pause_s=0.8)
+    spoken = hyp("Dr. Kalpana Chawla. Mr. Smith arrived at 9 a.m. today")
+    spoken.append(Word("U.S.", 5.4, 6.4))  # after a 0.45 s gap: no pause
+    spoken.append(Word("Then", 7.5, 7.9))  # after a 1.1 s pause
+    la.insert(spoken)
+    out = la.insert(spoken, complete=True)
+    ends = [w.text for w in out if w.sentence_end]
+    assert ends == ["Chawla.", "U.S.", "Then"]

@@ -8,6 +8,15 @@ from dataclasses import dataclass
 # Marks that end a sentence when a word ends with them (after closing quotes).
 SENTENCE_END_MARKS = ".?!。？！"
 _CLOSERS = "\"'”’)]}»"
+# Words whose period marks an abbreviation, not a sentence end (case-folded):
+# titles before a name, and the usual short forms in the source languages.
+ABBREVIATIONS = frozenset(
+    """
+    mr mrs ms dr prof st sr jr rev gen col capt lt sgt gov sen rep pres hon
+    mt ft vs approx dept est fig inc corp ltd co jan feb mar apr jun jul aug sep
+    sept oct nov dec mme mlle mm nr bzw vgl ca sra sres
+    """.split()
+)
 
 
 @dataclass(frozen=True)
@@ -41,12 +50,32 @@ def normalize(text: str) -> str:
 def ends_sentence(text: str) -> bool:
     """True when the text ends with sentence-final punctuation (quotes ignored).
 
-    An ellipsis is Whisper's mark for a thought trailing off mid-sentence, not an end.
+    An ellipsis is Whisper's mark for a thought trailing off mid-sentence, not an
+    end; nor is the period of an abbreviation ("Dr.", "Mr."), an initial ("J."),
+    or a dotted short form ("U.S.", "a.m.", "e.g."). A pause after such a word
+    still ends the sentence (the policies test pauses apart).
     """
     core = text.rstrip().rstrip(_CLOSERS)
     if core.endswith(("..", "…")):
         return False
+    if core.endswith(".") and is_abbreviation(core):
+        return False
     return core.endswith(tuple(SENTENCE_END_MARKS))
+
+
+def is_abbreviation(word: str) -> bool:
+    """A word ending in a period that abbreviates: a title or short form, a
+    single-letter initial, or letters each followed by a period."""
+    core = word.strip().lstrip("\"'“‘([{¿¡").rstrip(_CLOSERS)
+    if not core.endswith("."):
+        return False
+    stem = core[:-1]
+    if stem.casefold() in ABBREVIATIONS:
+        return True
+    if len(stem) == 1 and stem.isalpha() and stem != "I":  # "I." is a word
+        return True
+    parts = core.split(".")[:-1]
+    return len(parts) >= 2 and all(len(p) == 1 and p.isalpha() for p in parts)
 
 
 def join_words(words: list[Word]) -> str:
