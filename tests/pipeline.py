@@ -73,6 +73,26 @@ def speech_wav(data_dir: Path, out: Path, seconds: float | None = None, gap_s: f
     return out
 
 
+def model_args(whisper: Path, llm: Path, sessions: Path) -> list[str]:
+    """``--set`` flags for the two models and the sessions folder of ``juno run``."""
+    return [
+        "--set", f"transcribe.model={whisper}",
+        "--set", f"translate.model={llm}",
+        "--set", f"display.sessions_dir={sessions}",
+    ]  # fmt: skip
+
+
+def tiny_args(whisper: Path, llm: Path, sessions: Path) -> list[str]:
+    """Models for plumbing tests; plain wait-k, so the random LLM writes words at every step
+    (with the writer's guards it mostly wants to stop, and reads instead; after the example
+    turns it writes only line breaks), and short ones (it rarely ends a word by itself)."""
+    plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
+    plain += ["--set", "translate.examples=0", "--set", "translate.no_repeat_ngram=0"]
+    plain += ["--set", "translate.phi=source"]
+    plain += ["--set", "translate.max_tokens_per_word=4"]
+    return model_args(whisper, llm, sessions) + plain
+
+
 def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """``juno ARGS`` in its own process group, output captured."""
     return subprocess.Popen(

@@ -23,10 +23,12 @@ from pipeline import (
     events,
     interrupt,
     make_tiny_llm,
+    model_args,
     session_folder,
     speech_wav,
     stage_pid,
     start,
+    tiny_args,
     wait_for,
 )
 
@@ -49,25 +51,6 @@ def tiny_llm(tmp_path_factory, llm_05b_path) -> Path:
 @pytest.fixture(scope="module")
 def long_wav(tmp_path_factory, data_dir) -> Path:
     return speech_wav(data_dir, tmp_path_factory.mktemp("audio") / "speech.wav", seconds=60)
-
-
-def _models(whisper: Path, llm: Path, sessions: Path) -> list[str]:
-    return [
-        "--set", f"transcribe.model={whisper}",
-        "--set", f"translate.model={llm}",
-        "--set", f"display.sessions_dir={sessions}",
-    ]  # fmt: skip
-
-
-def _tiny(whisper: Path, llm: Path, sessions: Path) -> list[str]:
-    """Models for plumbing tests; plain wait-k, so the random LLM writes words at every step
-    (with the writer's guards it mostly wants to stop, and reads instead; after the example
-    turns it writes only line breaks), and short ones (it rarely ends a word by itself)."""
-    plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
-    plain += ["--set", "translate.examples=0", "--set", "translate.no_repeat_ngram=0"]
-    plain += ["--set", "translate.phi=source"]
-    plain += ["--set", "translate.max_tokens_per_word=4"]
-    return _models(whisper, llm, sessions) + plain
 
 
 def _free_ports(n: int = 5) -> int:
@@ -115,7 +98,7 @@ def _check_ordered_log(evs: list[dict]) -> None:
 def test_replay_jfk_with_real_models(tmp_path, data_dir, whisper_base_path, llm_05b_path):
     sessions = tmp_path / "sessions"
     jfk = data_dir / "audio" / "jfk.flac"
-    args = ["run", "--input", str(jfk), *_models(whisper_base_path, llm_05b_path, sessions)]
+    args = ["run", "--input", str(jfk), *model_args(whisper_base_path, llm_05b_path, sessions)]
     done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     session = session_folder(sessions)
@@ -143,7 +126,7 @@ def test_a_killed_stage_stops_the_pipeline_naming_it(
 ):
     sessions = tmp_path / "sessions"
     proc = start(
-        ["run", "--input", str(long_wav), *_tiny(whisper_tiny_en_path, tiny_llm, sessions)],
+        ["run", "--input", str(long_wav), *tiny_args(whisper_tiny_en_path, tiny_llm, sessions)],
         cwd=tmp_path,
     )
     try:
@@ -182,7 +165,7 @@ def test_foreign_frames_are_dropped_and_the_stages_keep_working(
     sessions = tmp_path / "sessions"
     port = _free_ports()
     args = ["run", "--input", str(data_dir / "audio" / "jfk.flac"), "--set", f"bus.port={port}"]
-    proc = start(args + _tiny(whisper_tiny_en_path, tiny_llm, sessions), cwd=tmp_path)
+    proc = start(args + tiny_args(whisper_tiny_en_path, tiny_llm, sessions), cwd=tmp_path)
     ctx = zmq.Context()
     try:
         session = wait_for(lambda: session_folder(sessions), 120, "the session folder")
@@ -287,7 +270,7 @@ def test_a_taken_port_is_named(tmp_path, data_dir, whisper_tiny_en_path, tiny_ll
     try:
         args = ["run", "--input", str(data_dir / "audio" / "jfk.flac"), "--set", f"bus.port={port}"]
         line = _fails_in_one_line(
-            args + _tiny(whisper_tiny_en_path, tiny_llm, tmp_path / "s"), tmp_path
+            args + tiny_args(whisper_tiny_en_path, tiny_llm, tmp_path / "s"), tmp_path
         )
     finally:
         taken.close()
@@ -299,13 +282,13 @@ def test_no_input_device(tmp_path, whisper_tiny_en_path, tiny_llm):
 
     env = dict(os.environ, **no_device_env())
     line = _fails_in_one_line(
-        ["run", *_tiny(whisper_tiny_en_path, tiny_llm, tmp_path / "s")], tmp_path, env
+        ["run", *tiny_args(whisper_tiny_en_path, tiny_llm, tmp_path / "s")], tmp_path, env
     )
     assert "no microphone" in line
 
 
 def test_unknown_device_name(tmp_path, virtual_mic, whisper_tiny_en_path, tiny_llm):
-    args = ["run", "--device", "no such mic", *_tiny(whisper_tiny_en_path, tiny_llm, tmp_path)]
+    args = ["run", "--device", "no such mic", *tiny_args(whisper_tiny_en_path, tiny_llm, tmp_path)]
     line = _fails_in_one_line(args, tmp_path, virtual_mic.env)
     assert "no input device matches 'no such mic'" in line
 
@@ -323,7 +306,7 @@ def test_live_microphone_until_ctrl_c(
     wav = tmp_path / "jfk.wav"
     sf.write(wav, load_audio(data_dir / "audio" / "jfk.flac"), 16000)
     sessions = tmp_path / "sessions"
-    args = ["run", *_tiny(whisper_tiny_en_path, tiny_llm, sessions)]
+    args = ["run", *tiny_args(whisper_tiny_en_path, tiny_llm, sessions)]
     proc = start(args, tmp_path, virtual_mic.env)
     try:
         session = wait_for(lambda: session_folder(sessions), 120, "the session folder")
@@ -357,7 +340,8 @@ def test_ten_minutes_at_full_speed_lose_nothing_and_memory_stays_flat(
     sessions = tmp_path / "sessions"
     args = ["run", "--input", str(wav), "--fast"]
     # Steps of 2 s halve the transcription work of ten minutes of audio (the test is the plumbing).
-    args += _tiny(whisper_tiny_en_path, tiny_llm, sessions) + ["--set", "transcribe.step_ms=2000"]
+    args += tiny_args(whisper_tiny_en_path, tiny_llm, sessions)
+    args += ["--set", "transcribe.step_ms=2000"]
     done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=2400)
     assert done.returncode == 0, done.stderr
     session = session_folder(sessions)
@@ -383,7 +367,7 @@ def test_stages_leave_when_the_supervisor_is_killed(
     tmp_path, long_wav, whisper_tiny_en_path, tiny_llm
 ):
     sessions = tmp_path / "sessions"
-    args = ["run", "--input", str(long_wav), *_tiny(whisper_tiny_en_path, tiny_llm, sessions)]
+    args = ["run", "--input", str(long_wav), *tiny_args(whisper_tiny_en_path, tiny_llm, sessions)]
     proc = start(args, cwd=tmp_path)
     try:
         _wait_capturing(wait_for(lambda: session_folder(sessions), 120, "the session folder"))

@@ -15,7 +15,7 @@ from juno.config import Config
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("audio", type=Path, help="audio file (any format soundfile reads)")
+    p.add_argument("audio", type=Path, help="audio file (WAV, FLAC, MP3, m4a, mp4, webm...)")
     p.add_argument(
         "--chunk-ms", type=int, default=100, help="audio chunk fed per tick (default 100)"
     )
