@@ -79,6 +79,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         default="alignatt,local-agreement",
         help="commit policies replayed side by side (comma list; default both)",
     )
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="also replay a 10-minute recording (the English sets joined with pauses) with "
+        "compute counted, and print the lag per minute",
+    )
     p.add_argument("--no-offline", action="store_true", help="skip whole-clip transcription")
     p.add_argument("--no-steps", action="store_true", help="skip the 3 s / 25 s step timing")
     p.add_argument("--vad-check", action="store_true", help="words on silence/noise/music per VAD")
@@ -130,6 +136,52 @@ def collect(data: Path, sets: list[str], langs: list[str], limit: int) -> list[C
                 ref = ogg.with_suffix(".txt").read_text()
                 clips.append(Clip(f"fleurs-{lang}", ogg.stem, load_audio(ogg), ref, lang))
     return clips
+
+
+# The long recording: the English development speech, joined with pauses, twice over.
+LONG_PAUSE_S = 1.5
+LONG_REPEATS = 2
+
+
+def long_recording(data: Path) -> tuple[np.ndarray, str]:
+    """Over 10 minutes of English speech with pauses: the long-form address, then
+    the English clips, LibriVox and JFK, each followed by ``LONG_PAUSE_S`` of
+    silence; all of it twice. Returns the audio and its reference text."""
+    clips = collect(data, ["longform", "en", "librivox", "jfk"], [], 0)
+    pause = np.zeros(int(LONG_PAUSE_S * SAMPLE_RATE_HZ), np.float32)
+    pieces = [piece for c in clips for piece in (c.audio, pause)] * LONG_REPEATS
+    reference = " ".join(c.reference.strip() for c in clips * LONG_REPEATS)
+    return np.concatenate(pieces), reference
+
+
+def per_minute(emissions, minutes: int) -> list[list[float]]:
+    """Lags of the words grouped by the minute of the recording they end in."""
+    out: list[list[float]] = [[] for _ in range(minutes)]
+    for e in emissions:
+        out[min(minutes - 1, int(e.word.end_s // 60))].append(e.emitted_s - e.word.end_s)
+    return out
+
+
+def long_run(model, cfg: Config, data: Path, policies: list[str], chunk_s: float) -> list[str]:
+    """Each policy over the long recording, compute counted: WER, lag, lag per minute."""
+    audio, reference = long_recording(data)
+    minutes = int(len(audio) / SAMPLE_RATE_HZ // 60) or 1
+    lines = [f"long recording: {len(audio) / SAMPLE_RATE_HZ:.1f} s, compute counted"]
+    head = f"{'policy':16s} {'WER':>6s} {'lag med':>7s} {'p90':>6s} {'cmp/s':>5s} | lag median"
+    lines.append(head + " per minute " + " ".join(f"{m + 1:>5d}" for m in range(minutes)))
+    for policy in policies:
+        emitted, stats = _stream(model, cfg, audio, "en", f"{policy} aware", chunk_s)
+        text = " ".join(e.word.text for e in emitted)
+        lags = [e.emitted_s - e.word.end_s for e in emitted]
+        minute = [statistics.median(m) if m else float("nan") for m in per_minute(emitted, minutes)]
+        ratio = minute[-1] / minute[0]
+        lines.append(
+            f"{policy:16s} {wer([reference], [text]):5.1f}% {statistics.median(lags):6.2f}s "
+            f"{_pct(lags, 90):5.2f}s {stats.compute_s / stats.audio_s:5.2f} | "
+            + " ".join(f"{m:5.2f}" for m in minute)
+            + f"  (last/first {ratio:.2f})"
+        )
+    return lines
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -314,6 +366,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if not args.no_steps:
         for line in step_times(model, cfg, clips):
             print(line)
+    if args.long:
+        for line in long_run(model, cfg, shared_data() / "audio", policies, chunk_s):
+            print(line, flush=True)
     if args.vad_check:
         english = [c for c in clips if c.group in ("jfk", "librivox")] or clips
         for line in vad_check(model, cfg, english, chunk_s):
