@@ -62,8 +62,9 @@ class TranscribeConfig:
     sentence_pause_s: float = 0.8
     # Encode only the buffered audio plus audio_ctx_pad_s, not a padded 30 s window.
     fit_audio_ctx: bool = True
-    # Silence after the audio when fit_audio_ctx is on (less makes Whisper loop).
-    audio_ctx_pad_s: float = 6.0
+    # Silence after the audio when fit_audio_ctx is on; null for the policy's own
+    # (2 s for alignatt; 6 s for local-agreement, whose short windows loop with less).
+    audio_ctx_pad_s: float | None = None
     # With fit_audio_ctx: decode the window that ends an utterance (a pause, the end
     # of the stream) on the full 30 s context; its words are committed without a
     # second hypothesis.

@@ -209,13 +209,14 @@ def _with(cfg: Config, **fields) -> Config:
 
 def step_times(model, cfg: Config, clips: list[Clip]) -> list[str]:
     """One window's compute at 3 s and 25 s of buffer, fitted and full context."""
+    from juno.transcriber.build import pad_s
     from juno.transcriber.whisper_window import WhisperWindow
 
     english = [c.audio for c in clips if c.language == "en"] or [c.audio for c in clips]
     audio = np.concatenate(english * (1 + int(25 * SAMPLE_RATE_HZ / sum(map(len, english)))))
     lines = []
     for fit in (True, False):
-        window = WhisperWindow(model, fit_context=fit, context_pad_s=cfg.transcribe.audio_ctx_pad_s)
+        window = WhisperWindow(model, fit_context=fit, context_pad_s=pad_s(cfg))
         for seconds in (3, 25):
             piece = audio[: seconds * SAMPLE_RATE_HZ]
             best = float("inf")
@@ -314,7 +315,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     print(f"# {backend.describe()}; load average {os.getloadavg()[0]:.1f} at start")
     print(
         f"# model {path.name}; step {t.step_ms} ms, buffer max {t.buffer_max_s} s, vad {t.vad}, "
-        f"fitted context {t.fit_audio_ctx} (+{t.audio_ctx_pad_s} s, full at pauses "
+        f"fitted context {t.fit_audio_ctx} (+{t.audio_ctx_pad_s or 'policy'} s, full at pauses "
         f"{t.full_ctx_at_pause}), AlignAtt threshold {t.frame_threshold} frames, "
         f"chunk {args.chunk_ms} ms"
     )

@@ -25,6 +25,18 @@ def stream_options(cfg: Config) -> StreamOptions:
     )
 
 
+# Silence after the audio on a fitted context, per policy: AlignAtt stops before
+# the audio's end anyway; LocalAgreement's short windows loop with less than 6 s
+# (README, "How the transcriber streams").
+PAD_S = {"alignatt": 2.0, "local-agreement": 6.0}
+
+
+def pad_s(cfg: Config) -> float:
+    """The fitted context's padding: the configured one, or the policy's own."""
+    t = cfg.transcribe
+    return t.audio_ctx_pad_s if t.audio_ctx_pad_s is not None else PAD_S[t.policy]
+
+
 def load_model(cfg: Config) -> Any:
     """The Whisper model named by ``cfg.transcribe.model``, in this machine's dtype."""
     from juno.models.loading import load_whisper
@@ -38,7 +50,8 @@ def make_transcriber(model: Any, cfg: Config, **overrides: Any) -> StreamingTran
 
     ``overrides`` replace StreamOptions fields (the benchmark sets the language).
     """
-    t = cfg.transcribe
-    window = WhisperWindow(model, fit_context=t.fit_audio_ctx, context_pad_s=t.audio_ctx_pad_s)
-    track = SpeechTrack(make_detector(t.vad))
+    window = WhisperWindow(
+        model, fit_context=cfg.transcribe.fit_audio_ctx, context_pad_s=pad_s(cfg)
+    )
+    track = SpeechTrack(make_detector(cfg.transcribe.vad))
     return StreamingTranscriber(window, track, replace(stream_options(cfg), **overrides))
