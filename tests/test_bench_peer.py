@@ -181,3 +181,25 @@ def test_a_failing_peer_reports_its_last_line():
     assert peer._failure(2, "noise\npeer: error: a.flac: cannot read audio\n") == (
         "a.flac: cannot read audio"
     )
+
+
+def _e(emitted_s, start_s, end_s, text):
+    return peer.Emission(emitted_s, start_s, end_s, text)
+
+
+def test_whole_words_joins_pieces_and_attaches_punctuation():
+    tokens = [
+        _e(1.0, 0.5, 0.6, " he"),
+        _e(1.1, 0.7, 0.8, " p"),
+        _e(1.4, 0.8, 1.0, "aced"),  # the rest of "paced", a step later
+        _e(2.0, 1.0, 1.1, ","),  # punctuation committed later than its word
+        _e(2.0, 1.2, 1.5, " down"),
+        _e(2.6, 1.6, 1.7, "."),
+    ]
+    words = peer.whole_words(tokens)
+    assert [(w.emitted_s, w.start_s, w.end_s, w.word) for w in words] == [
+        (1.0, 0.5, 0.6, "he"),
+        (1.4, 0.7, 1.0, "paced,"),
+        (2.0, 1.2, 1.5, "down."),
+    ]
+    assert peer.whole_words([_e(0.5, 0.0, 0.4, "Hi")])[0].word == "Hi"

@@ -2,18 +2,16 @@
 
 import numpy as np
 import pytest
+from test_transcriber_stepper import SCRIPT, LoudFrames, ScriptedWindow, speech_audio
 
-from juno.transcriber.alignatt import AlignAtt, attended_frame, reached_end
+from juno.transcriber.alignatt import AlignAtt, attended_frame, reached_end, stop_s
 from juno.transcriber.replay import replay
 from juno.transcriber.streaming import StreamingTranscriber, StreamOptions
 from juno.transcriber.vad import SpeechTrack
 from juno.transcriber.whisper_window import Continuation
 from juno.transcriber.words import Word
-from test_transcriber_stepper import SCRIPT, LoudFrames, ScriptedWindow, speech_audio
 
 RATE = 16000
-# Whisper's encoder frames per second of audio.
-FRAMES_PER_S = 50
 
 
 def attention(peaks: list[int], frames: int = 100, heads: int = 3, seed: int = 0) -> np.ndarray:
@@ -36,9 +34,12 @@ def test_attended_frame_follows_the_newest_token():
     assert abs(attended_frame(w) - 50) <= 1
 
 
-def test_reached_end_is_within_the_threshold_of_the_last_frame():
-    assert not reached_end(70, 100, 25)
-    assert reached_end(75, 100, 25) and reached_end(99, 100, 25)
+def test_decoding_stops_a_threshold_before_the_end_or_at_the_speech_end_when_complete():
+    assert stop_s(10.0, 0.5, 9.9, complete=False) == 9.5
+    assert stop_s(10.0, 0.5, None, complete=True) == pytest.approx(10.0 - 0.08)
+    # After the last speech (6 s), nothing but a margin of 0.3 s is heard.
+    assert stop_s(10.0, 0.5, 6.0, complete=True) == pytest.approx(6.3)
+    assert not reached_end(74, 75) and reached_end(75, 75) and reached_end(99, 75)
 
 
 def words(text: str, start_s: float = 0.0, first_token: int = 0) -> list[Word]:
@@ -90,19 +91,19 @@ class AttendingWindow(ScriptedWindow):
     def __init__(self, script=SCRIPT, step_cost_s: float = 0.0, clock=None):
         super().__init__(script)
         self.forced = []
-        self.thresholds = []
+        self.stops = []  # seconds before the buffer's end
         self.step_cost_s = step_cost_s
         self.clock = clock
 
-    def continue_decoding(self, audio, language, prompt, forced, threshold_frames, max_new):
+    def continue_decoding(self, audio, language, prompt, forced, stop_at_s, max_new):
         if self.clock is not None:
             self.clock.now += self.step_cost_s
         end = self.stepper.received_s
         start = end - len(audio) / RATE
         self.calls.append((start, end, prompt))
         self.forced.append(list(forced))
-        self.thresholds.append(threshold_frames)
-        heard = end - threshold_frames / FRAMES_PER_S
+        self.stops.append(end - start - stop_at_s)
+        heard = start + stop_at_s
         out = []
         for i, (t, s, e) in enumerate(self.script):
             if s < start or i in forced:
@@ -135,8 +136,10 @@ def test_stepper_streams_the_script_once_in_order_with_the_committed_tokens_forc
     for forced in window.forced:
         assert forced == sorted(forced)
     assert any(len(f) >= 2 for f in window.forced)
-    # The window that ends an utterance decodes to the end (the small threshold).
-    assert 4 in window.thresholds and 25 in window.thresholds
+    # Mid-utterance the decoding stops half a second (25 frames) before the
+    # buffer's end; the window that ends an utterance decodes up to the speech's end.
+    assert 0.5 in [round(s, 2) for s in window.stops]
+    assert any(s > 0.5 for s in window.stops)
 
 
 def test_alignatt_commits_sooner_than_local_agreement():

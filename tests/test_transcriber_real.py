@@ -95,7 +95,7 @@ def test_alignatt_decoding_equals_whole_window_decoding(model, jfk):
 
     window = WhisperWindow(model, fit_context=True, context_pad_s=2.0)
     reference = window.transcribe(jfk, "en")
-    ours = window.continue_decoding(jfk, "en", "", [], threshold_frames=4, max_new_tokens=100)
+    ours = window.continue_decoding(jfk, "en", "", [], stop_s=len(jfk) / RATE, max_new_tokens=100)
     assert [normalize(w.text) for w in ours.words] == [normalize(w.text) for w in reference.words]
     gaps = [abs(a.end_s - b.end_s) for a, b in zip(ours.words, reference.words, strict=True)]
     assert np.median(gaps) <= 0.1, gaps
@@ -108,16 +108,18 @@ def test_alignatt_continues_exactly_after_forced_tokens(model, jfk):
     from juno.transcriber.whisper_window import WhisperWindow
 
     window = WhisperWindow(model, fit_context=True, context_pad_s=2.0)
-    whole = window.continue_decoding(jfk, "en", "", [], threshold_frames=4, max_new_tokens=100)
+    whole = window.continue_decoding(jfk, "en", "", [], stop_s=len(jfk) / RATE, max_new_tokens=100)
     head = whole.words[:6]
     forced = [t for w in head for t in w.tokens]
-    rest = window.continue_decoding(jfk, "en", "", forced, threshold_frames=4, max_new_tokens=100)
+    rest = window.continue_decoding(
+        jfk, "en", "", forced, stop_s=len(jfk) / RATE, max_new_tokens=100
+    )
     assert [w.text for w in rest.words] == [w.text for w in whole.words[6:]]
     assert [w.tokens for w in rest.words] == [w.tokens for w in whole.words[6:]]
     # Mid-word, at the usual threshold (0.5 s), the decoding stops before the
     # audio's end: "what your country can do" runs from 5.5 s to 8 s.
     early = window.continue_decoding(
-        jfk[: 7 * RATE], "en", "", forced, threshold_frames=25, max_new_tokens=100
+        jfk[: 7 * RATE], "en", "", forced, stop_s=6.5, max_new_tokens=100
     )
     assert early.reached_end and early.words, early
     assert all(w.start_s < 7.0 - 0.5 + 0.1 for w in early.words), early.words

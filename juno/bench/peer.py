@@ -6,7 +6,8 @@ makes ``.venv-peer/`` and the model folders), on Juno's Whisper base weights::
     .venv-peer/bin/python juno/bench/peer.py --backend localagreement --mode aware FILE...
 
 prints one JSON line per file: ``{"file", "text", "words": [[emitted_s,
-start_s, end_s, word], ...], "compute_s", "audio_s"}``.
+start_s, end_s, word], ...], "compute_s", "audio_s"}``; the words are those
+WhisperLiveKit shows (see :func:`whole_words`), timed as it timed them.
 
 The replay is juno/transcriber/replay.py's: chunks of ``--chunk-ms`` on a
 virtual clock that is the audio time (``unaware``) or also advances by each
@@ -16,6 +17,8 @@ processor, called on every chunk as its server does (``min_chunk_size`` 0.1 s,
 no coalescing); the end of the stream is its ``finish()`` (LocalAgreement) or
 ``start_silence()`` (SimulStreaming). Voice activity detection (the server's
 VAC) is off: the processors see the whole audio, as Juno's replay does.
+faster-whisper runs as WhisperLiveKit sets it (compute type "auto": int8 on a
+CPU), SimulStreaming's decoder in float32 torch.
 
 This file runs where Juno is not installed: it imports neither juno nor (at
 module level) whisperlivekit, so Juno's environment imports :func:`run_peer`.
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -72,8 +75,8 @@ class Emission:
     # The word's span in the audio, as WhisperLiveKit timed it.
     start_s: float
     end_s: float
-    # As WhisperLiveKit returned it: a leading space unless it continues the text
-    # (SimulStreaming returns punctuation as tokens of its own).
+    # As WhisperLiveKit returned it: a leading space unless it continues the word
+    # before (SimulStreaming returns punctuation, even pieces of words, on their own).
     text: str
 
     @property
@@ -210,6 +213,26 @@ def replay(
     return out, compute_s
 
 
+def whole_words(emissions: list[Emission]) -> list[Emission]:
+    """WhisperLiveKit's tokens as the words it shows (its separator is "").
+
+    A token without a leading space continues the word before it. A piece of a
+    word (SimulStreaming may commit "p" and "aced" a step apart) completes it:
+    the word is out when its last piece is. Punctuation only ("," ".") is
+    attached, as Whisper writes it, and leaves the word's times alone.
+    """
+    words: list[Emission] = []
+    for e in emissions:
+        if not words or e.text[:1].isspace():
+            words.append(e)
+        elif any(c.isalnum() for c in e.text):
+            last = words[-1]
+            words[-1] = Emission(e.emitted_s, last.start_s, e.end_s, last.text + e.text)
+        else:
+            words[-1] = replace(words[-1], text=words[-1].text + e.text)
+    return words
+
+
 def _engine(backend: str, language: str, peer_dir: Path, warmup_file: str):
     """WhisperLiveKit's shared model, built as its server builds it from these options."""
     from whisperlivekit.core import TranscriptionEngine
@@ -293,11 +316,11 @@ def main(argv: list[str] | None = None) -> int:
 
         for path, audio in zip(args.files, audios, strict=True):
             processor = online_factory(engine.args, engine.asr)
-            words, compute_s = replay(processor, audio, args.chunk_ms / 1000, args.mode == "aware")
+            tokens, compute_s = replay(processor, audio, args.chunk_ms / 1000, args.mode == "aware")
+            words = whole_words(tokens)
             record = {
                 "file": str(path),
-                # Joined as WhisperLiveKit shows it (its separator is "").
-                "text": " ".join("".join(w.text for w in words).split()),
+                "text": " ".join(w.word for w in words),
                 "words": [[w.emitted_s, w.start_s, w.end_s, w.word] for w in words],
                 "compute_s": compute_s,
                 "audio_s": len(audio) / SAMPLE_RATE_HZ,

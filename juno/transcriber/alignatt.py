@@ -44,9 +44,35 @@ def attended_frame(weights: np.ndarray) -> int:
     return int(np.argmax(row.mean(axis=0)))
 
 
-def reached_end(frame: int, content_frames: int, threshold_frames: int) -> bool:
-    """The token attends within ``threshold_frames`` of the audio's last frame."""
-    return content_frames - frame <= threshold_frames
+# Encoder frames per second of audio (Whisper's encoder: one per 20 ms).
+FRAMES_PER_S = 50
+# At the end of an utterance the audio is all there: decode to the end, less
+# this much (SimulStreaming's threshold for the last chunk: 4 frames).
+FINAL_THRESHOLD_S = 0.08
+# ...but no further than this past the last detected speech: a token that
+# attends to the silence after the speech is Whisper making text up.
+SPEECH_END_MARGIN_S = 0.3
+
+
+def stop_s(
+    buffer_s: float, threshold_s: float, speech_end_s: float | None, complete: bool
+) -> float:
+    """Where in the buffer (seconds from its start) a token's attention stops decoding.
+
+    Mid-utterance: ``threshold_s`` before the buffer's end. At the utterance's
+    end (``complete``): the buffer's end, but never past the last speech.
+    """
+    if not complete:
+        return buffer_s - threshold_s
+    end = buffer_s - FINAL_THRESHOLD_S
+    if speech_end_s is not None:
+        end = min(end, speech_end_s + SPEECH_END_MARGIN_S)
+    return end
+
+
+def reached_end(frame: int, stop_frame: int) -> bool:
+    """The token attends at or past the frame where decoding stops."""
+    return frame >= stop_frame
 
 
 def _median_filter(x: np.ndarray, width: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from juno.errors import JunoError
-from juno.transcriber import guards
+from juno.transcriber import alignatt, guards
 from juno.transcriber.agreement import LocalAgreement
 from juno.transcriber.alignatt import AlignAtt
 from juno.transcriber.vad import SAMPLE_RATE_HZ, SpeechTrack
@@ -34,9 +34,6 @@ from juno.transcriber.words import Word
 log = logging.getLogger(__name__)
 
 POLICIES = ("alignatt", "local-agreement")
-# AlignAtt's threshold at the end of an utterance: the audio is all there, so
-# decode to the end (SimulStreaming's value for the last chunk).
-_FINAL_THRESHOLD_FRAMES = 4
 
 
 @dataclass(frozen=True)
@@ -175,12 +172,19 @@ class StreamingTranscriber:
         """AlignAtt: the words said past the committed ones, in stream time."""
         assert isinstance(self.policy, AlignAtt)
         unheard_s = self.received_s - max(self._start_s, self.policy.last_end_s)
+        speech_end = self.track.last_speech_end_s()
+        stop = alignatt.stop_s(
+            self.buffer_s,
+            self.options.frame_threshold / alignatt.FRAMES_PER_S,
+            None if speech_end is None else speech_end - self._start_s,
+            complete,
+        )
         result = self.window.continue_decoding(
             self._audio,
             self.language,
             self.policy.prompt(),
             self.policy.forced_tokens(),
-            _FINAL_THRESHOLD_FRAMES if complete else self.options.frame_threshold,
+            stop,
             int(MAX_TOKENS_PER_S * unheard_s) + 8,
         )
         return self._clean(result.words, result.no_speech_prob, result.avg_logprob)

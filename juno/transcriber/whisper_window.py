@@ -28,7 +28,7 @@ from mlx_whisper.timing import (
 )
 from mlx_whisper.tokenizer import Tokenizer, get_tokenizer
 
-from juno.transcriber.alignatt import attended_frame, reached_end
+from juno.transcriber.alignatt import FRAMES_PER_S, attended_frame, reached_end
 from juno.transcriber.guards import COMPRESSION_RATIO_MAX, loop_start
 from juno.transcriber.words import Word, normalize
 
@@ -193,14 +193,14 @@ class WhisperWindow:
         language: str,
         prompt: str,
         forced: list[int],
-        threshold_frames: int,
+        stop_s: float,
         max_new_tokens: int,
     ) -> Continuation:
         """AlignAtt's step: one greedy decoding of ``audio`` that first reproduces
         the ``forced`` tokens (the committed words in the buffer), then emits new
         tokens until end of text, ``max_new_tokens``, or a token whose
-        alignment-head attention falls within ``threshold_frames`` encoder frames
-        (20 ms each) of the audio's end (that token is dropped).
+        alignment-head attention falls at or past ``stop_s`` (seconds from the
+        window's start; that token is dropped).
 
         Word times come from the same attention (Whisper's DTW alignment), so
         the step costs one encoder pass and one decoder pass per new token.
@@ -236,7 +236,7 @@ class WhisperWindow:
             if token == tokenizer.eot:
                 break
             weights = np.concatenate(attention, axis=1)
-            if reached_end(attended_frame(weights), positions, threshold_frames):
+            if reached_end(attended_frame(weights), round(stop_s * FRAMES_PER_S)):
                 stopped = True
                 break
             logp = masked - np.logaddexp.reduce(masked)
