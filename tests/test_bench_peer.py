@@ -203,3 +203,18 @@ def test_whole_words_joins_pieces_and_attaches_punctuation():
         (2.0, 1.2, 1.5, "down."),
     ]
     assert peer.whole_words([_e(0.5, 0.0, 0.4, "Hi")])[0].word == "Hi"
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_audio_waits_for_the_min_chunk_as_in_whisperlivekits_server(aware):
+    audio = np.zeros(int(2.45 * RATE), np.float32)
+    clock = FakeClock()
+    scripted = ScriptedPeer(clock, 0.05, SCRIPT)
+    words, _ = peer.replay(scripted, audio, 0.1, aware, clock, min_chunk_s=1.0)
+    # Steps at 1.0 s and 2.0 s of audio, the rest at the end of the stream.
+    assert scripted.chunks == [RATE, RATE, len(audio) - 2 * RATE]
+    # Each step finishes its compute before the next min chunk is in.
+    late = 0.05 if aware else 0.0
+    assert [w.emitted_s for w in words] == pytest.approx(
+        [1.0 + late, 1.0 + late, 2.0 + late, 2.0 + late, 2.45 + late]
+    )

@@ -13,10 +13,12 @@ The replay is juno/transcriber/replay.py's: chunks of ``--chunk-ms`` on a
 virtual clock that is the audio time (``unaware``) or also advances by each
 step's measured compute (``aware``, where a step gets all the audio arrived
 meanwhile). A step is one ``process_iter()`` of WhisperLiveKit's per-stream
-processor, called on every chunk as its server does (``min_chunk_size`` 0.1 s,
-no coalescing); the end of the stream is its ``finish()`` (LocalAgreement) or
-``start_silence()`` (SimulStreaming). Voice activity detection (the server's
-VAC) is off: the processors see the whole audio, as Juno's replay does.
+processor, run as its server does: once ``--min-chunk-ms`` of audio has come
+(its ``--min-chunk-size``, 0.1 s by default, so on every chunk), on all the
+audio come by then (no coalescing); the end of the stream is its ``finish()``
+(LocalAgreement) or ``start_silence()`` (SimulStreaming). Voice activity
+detection (the server's VAC) is off: the processors see the whole audio, as
+Juno's replay does.
 faster-whisper runs as WhisperLiveKit sets it (compute type "auto": int8 on a
 CPU), SimulStreaming's decoder in float32 torch.
 
@@ -51,6 +53,8 @@ DEFAULT_PEER_DIR = Path("~/.cache/juno/peer")
 CT2_FOLDER = "whisper-base-ct2"
 # Juno's import of the same model.bin (float32), SimulStreaming's PyTorch decoder.
 MLX_FOLDER = "whisper-base-mlx"
+# WhisperLiveKit's default --min-chunk-size: the server steps once this much audio is in.
+MIN_CHUNK_S = 0.1
 # WhisperLiveKit warms up on JFK (11 s, downloaded); here on the start of the first file.
 WARMUP_S = 11.0
 NOT_INSTALLED = "WhisperLiveKit is not installed: run scripts/setup-peer.sh"
@@ -95,6 +99,7 @@ def run_peer(
     language: str,
     chunk_ms: int,
     peer_dir: Path | None = None,
+    min_chunk_ms: int = round(MIN_CHUNK_S * 1000),
 ) -> list[dict]:
     """Run this script with ``python`` (the peer environment's) and return its records.
 
@@ -106,7 +111,8 @@ def run_peer(
     if not Path(python).is_file():
         raise JunoError(NOT_INSTALLED)
     cmd = [str(python), str(SCRIPT), "--backend", backend, "--mode", mode]
-    cmd += ["--chunk-ms", str(chunk_ms), "--language", language]
+    cmd += ["--chunk-ms", str(chunk_ms), "--min-chunk-ms", str(min_chunk_ms)]
+    cmd += ["--language", language]
     if peer_dir is not None:
         cmd += ["--peer-dir", str(peer_dir)]
     cmd += [str(f) for f in files]
@@ -179,14 +185,18 @@ def replay(
     chunk_s: float,
     compute_aware: bool,
     clock: Callable[[], float] = time.perf_counter,
+    min_chunk_s: float = MIN_CHUNK_S,
 ) -> tuple[list[Emission], float]:
     """Feed ``audio`` to a WhisperLiveKit per-stream processor on Juno's replay clock.
 
-    Returns the committed words and the compute seconds spent in its steps.
+    As its server does, audio is held until ``min_chunk_s`` of it has arrived (or
+    the stream ends), then inserted at once and a step runs. Returns the
+    committed tokens and the compute seconds spent in the steps.
     """
     chunk = max(1, round(chunk_s * SAMPLE_RATE_HZ))
+    min_chunk = round(min_chunk_s * SAMPLE_RATE_HZ)
     total = len(audio)
-    fed, now, compute_s = 0, 0.0, 0.0
+    fed, stepped, now, compute_s = 0, 0, 0.0, 0.0
     out: list[Emission] = []
 
     def step(call) -> None:
@@ -205,8 +215,11 @@ def replay(
         # Wait (virtually) for the next chunk, then take everything arrived by now.
         now = max(now, min(fed + chunk, total) / SAMPLE_RATE_HZ)
         arrived = min(total, max(fed + chunk, int(now * SAMPLE_RATE_HZ) // chunk * chunk))
-        processor.insert_audio_chunk(audio[fed:arrived], arrived / SAMPLE_RATE_HZ)
         fed = arrived
+        if arrived - stepped < min_chunk and arrived < total:
+            continue
+        processor.insert_audio_chunk(audio[stepped:arrived], arrived / SAMPLE_RATE_HZ)
+        stepped = arrived
         step(processor.process_iter)
     # What WhisperLiveKit's AudioProcessor calls at the end of a stream.
     step(processor.finish if hasattr(processor, "finish") else processor.start_silence)
@@ -233,7 +246,7 @@ def whole_words(emissions: list[Emission]) -> list[Emission]:
     return words
 
 
-def _engine(backend: str, language: str, peer_dir: Path, warmup_file: str):
+def _engine(backend: str, language: str, peer_dir: Path, warmup_file: str, min_chunk_ms: int):
     """WhisperLiveKit's shared model, built as its server builds it from these options."""
     from whisperlivekit.core import TranscriptionEngine
     from whisperlivekit.whisper import _ALIGNMENT_HEADS
@@ -242,7 +255,9 @@ def _engine(backend: str, language: str, peer_dir: Path, warmup_file: str):
     for folder, name in ((ct2, "model.bin"), (mlx, "weights.safetensors")):
         if not (folder / name).is_file():
             raise PeerError(f"{folder / name} not found: run scripts/setup-peer.sh")
-    common = dict(lan=language, vac=False, warmup_file=warmup_file)
+    common = dict(
+        lan=language, vac=False, warmup_file=warmup_file, min_chunk_size=min_chunk_ms / 1000
+    )
     if backend == "localagreement":
         return TranscriptionEngine(
             backend_policy="localagreement", backend="faster-whisper", model_dir=str(ct2), **common
@@ -289,6 +304,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=BACKENDS, required=True)
     p.add_argument("--mode", choices=MODES, required=True)
     p.add_argument("--chunk-ms", type=int, default=100, help="replay chunk (default 100)")
+    p.add_argument(
+        "--min-chunk-ms",
+        type=int,
+        default=round(MIN_CHUNK_S * 1000),
+        help="audio between two steps, WhisperLiveKit's --min-chunk-size (default 100)",
+    )
     p.add_argument("--language", default="en", help="spoken language (ISO 639-1)")
     p.add_argument("--peer-dir", type=Path, default=DEFAULT_PEER_DIR, help="model folders")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
@@ -310,13 +331,21 @@ def main(argv: list[str] | None = None) -> int:
         audios = [load_audio(f) for f in args.files]
         with tempfile.TemporaryDirectory(prefix="juno-peer-") as tmp:
             warmup = _write_warmup(audios[0], Path(tmp))
-            engine = _engine(args.backend, args.language, args.peer_dir.expanduser(), warmup)
+            engine = _engine(
+                args.backend, args.language, args.peer_dir.expanduser(), warmup, args.min_chunk_ms
+            )
         print(f"peer: {_describe(engine)}", file=sys.stderr)
         from whisperlivekit.core import online_factory
 
         for path, audio in zip(args.files, audios, strict=True):
             processor = online_factory(engine.args, engine.asr)
-            tokens, compute_s = replay(processor, audio, args.chunk_ms / 1000, args.mode == "aware")
+            tokens, compute_s = replay(
+                processor,
+                audio,
+                args.chunk_ms / 1000,
+                args.mode == "aware",
+                min_chunk_s=args.min_chunk_ms / 1000,
+            )
             words = whole_words(tokens)
             record = {
                 "file": str(path),
