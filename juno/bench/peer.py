@@ -72,7 +72,7 @@ class PeerError(Exception):
 
 @dataclass(frozen=True)
 class Emission:
-    """A word WhisperLiveKit committed, and when on the replay's clock."""
+    """A token WhisperLiveKit committed (a word, a piece of one or punctuation), and when."""
 
     # Seconds since the stream started, on the replay's clock.
     emitted_s: float
@@ -262,8 +262,10 @@ def _engine(backend: str, language: str, peer_dir: Path, warmup_file: str, min_c
         return TranscriptionEngine(
             backend_policy="localagreement", backend="faster-whisper", model_dir=str(ct2), **common
         )
-    # The decoder loads Juno's MLX-named weights (WhisperLiveKit renames them); its
-    # alignment heads are Whisper base's, given by name since the folder has none.
+    # The decoder loads Juno's MLX-named weights (WhisperLiveKit renames them, and
+    # skips the encoder's). It looks alignment heads up by model name, and a folder
+    # is no name: they are given as its table has them for base (the same 8 heads
+    # as the CTranslate2 config's).
     return TranscriptionEngine(
         backend_policy="simulstreaming",
         backend="faster-whisper",
