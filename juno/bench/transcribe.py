@@ -51,6 +51,7 @@ class Clip:
     audio: np.ndarray
     reference: str
     language: str
+    path: Path
 
 
 @dataclass
@@ -78,6 +79,18 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--policies",
         default="alignatt,local-agreement",
         help="commit policies replayed side by side (comma list; default both)",
+    )
+    p.add_argument(
+        "--peer",
+        default="",
+        help="also replay WhisperLiveKit on the same weights and clock: localagreement, "
+        "simulstreaming (comma list; needs scripts/setup-peer.sh)",
+    )
+    p.add_argument(
+        "--peer-python",
+        type=Path,
+        default=None,
+        help="the peer environment's interpreter (default .venv-peer/bin/python)",
     )
     p.add_argument(
         "--long",
@@ -121,20 +134,21 @@ def collect(data: Path, sets: list[str], langs: list[str], limit: int) -> list[C
             flacs = sorted((data / folder).glob("*.flac"))
             for flac in flacs[:limit] if limit else flacs:
                 ref = flac.with_suffix(".txt").read_text()
-                clips.append(Clip(name, flac.stem, load_audio(flac), ref, "en"))
+                clips.append(Clip(name, flac.stem, load_audio(flac), ref, "en", flac))
     if "jfk" in sets:
-        clips.append(Clip("jfk", "jfk", load_audio(data / "jfk.flac"), JFK_TEXT, "en"))
+        jfk = data / "jfk.flac"
+        clips.append(Clip("jfk", "jfk", load_audio(jfk), JFK_TEXT, "en", jfk))
     if "librivox" in sets:
         wavs = sorted((data / "librivox").glob("*.wav"))
         for wav in wavs[:limit] if limit else wavs:
             ref = wav.with_suffix(".txt").read_text()
-            clips.append(Clip("librivox", wav.stem, load_audio(wav), ref, "en"))
+            clips.append(Clip("librivox", wav.stem, load_audio(wav), ref, "en", wav))
     if "fleurs" in sets:
         for lang in langs:
             oggs = sorted((data / "fleurs").glob(f"fleurs-{lang}-*.ogg"))
             for ogg in oggs[:limit] if limit else oggs:
                 ref = ogg.with_suffix(".txt").read_text()
-                clips.append(Clip(f"fleurs-{lang}", ogg.stem, load_audio(ogg), ref, lang))
+                clips.append(Clip(f"fleurs-{lang}", ogg.stem, load_audio(ogg), ref, lang, ogg))
     return clips
 
 
@@ -303,6 +317,11 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if unknown:
         raise JunoError(f"--sets: unknown {', '.join(sorted(unknown))} ({', '.join(SETS)})")
     variants = [f"{p} {m}" for m in modes for p in policies]
+    peers = [b for b in args.peer.split(",") if b]
+    if set(peers) - {"localagreement", "simulstreaming"}:
+        raise JunoError("--peer: choose from localagreement, simulstreaming")
+    if set(modes) - {"unaware", "aware"} and peers:
+        raise JunoError("--peer replays the unaware and aware modes only")
     clips = collect(shared_data() / "audio", sets, args.langs.split(","), args.limit)
     if not clips:
         raise JunoError("no clips selected (see --sets, --langs)")
@@ -349,6 +368,17 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 per_clip.flush()
             print(f"# {clip.name}: {r.streams[variants[0]][-1] if variants else ''}", flush=True)
 
+    for peer in peers:
+        for mode in modes:
+            variant = f"wlk-{peer} {mode}"
+            variants.append(variant)
+            for clip, record in zip(clips, _peer(args, peer, mode, clips), strict=True):
+                r = results[clip.group]
+                lags = [e - end for e, _, end, _ in record["words"]]
+                r.streams.setdefault(variant, []).append(record["text"])
+                r.lags.setdefault(variant, []).extend(lags)
+                r.compute_s[variant] = r.compute_s.get(variant, 0.0) + record["compute_s"]
+
     head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
     for mode in variants:
         head += f" | {mode:22s} {'WER':>5s} {'lag med':>7s} {'p90':>5s} {'cmp/s':>5s}"
@@ -375,6 +405,23 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         for line in vad_check(model, cfg, english, chunk_s):
             print(line)
     return 0
+
+
+def _peer(args: argparse.Namespace, backend: str, mode: str, clips: list[Clip]) -> list[dict]:
+    """WhisperLiveKit's records for ``clips``, in order: one peer run per language.
+
+    The peer steps on 1 s of new audio, as Juno does (its server's default is
+    0.1 s, where two hypotheses of nearly the same audio agree on cut-off words).
+    """
+    from juno.bench.peer import DEFAULT_PYTHON, run_peer
+
+    python = args.peer_python or DEFAULT_PYTHON
+    by_path: dict[Path, dict] = {}
+    for language in dict.fromkeys(c.language for c in clips):
+        files = [c.path for c in clips if c.language == language]
+        records = run_peer(python, backend, mode, files, language, args.chunk_ms, None, 1000)
+        by_path.update(zip(files, records, strict=True))
+    return [by_path[c.path] for c in clips]
 
 
 def _merge(results) -> Result:
