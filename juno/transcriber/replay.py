@@ -34,7 +34,7 @@ class Emission:
 class ReplayStats:
     """What the replay measured besides the words."""
 
-    # Wall seconds spent inside the stepper (process and finish).
+    # Wall seconds spent inside the stepper (insert_audio, process and finish).
     compute_s: float = 0.0
     # Seconds of audio replayed.
     audio_s: float = 0.0
@@ -59,9 +59,15 @@ def replay(
         # Wait (virtually) for the next chunk, then take everything arrived by now.
         now = max(now, min(fed + chunk, total) / SAMPLE_RATE_HZ)
         arrived = min(total, max(fed + chunk, int(now * SAMPLE_RATE_HZ) // chunk * chunk))
-        stepper.insert_audio(audio[fed:arrived], now)
+        piece = audio[fed:arrived]
         fed = arrived
-        words, now = _timed(lambda at=now: stepper.process(at), now, compute_aware, stats, clock)
+
+        def step(piece=piece, at=now):
+            # Inserting runs the voice activity detector: its compute counts too.
+            stepper.insert_audio(piece, at)
+            return stepper.process(at)
+
+        words, now = _timed(step, now, compute_aware, stats, clock)
         for word in words:
             yield Emission(word, now)
     words, now = _timed(stepper.finish, now, compute_aware, stats, clock)
