@@ -41,12 +41,25 @@ LOGPROB_FLOOR = -1.0
 # A window whose text compresses this well is a repetition loop (Whisper's rule).
 COMPRESSION_RATIO_MAX = 2.4
 
+# Faster than anyone speaks (fast speech is 4-5 words a second).
+MAX_WORDS_PER_SPEECH_S = 6.0
+
 SpeechIn = Callable[[float, float], float]
 
 
 def is_silence(no_speech_prob: float, avg_logprob: float) -> bool:
     """Whisper's own test: the no-speech token is likely and the text is not."""
     return no_speech_prob > NO_SPEECH_PROB and avg_logprob < LOGPROB_FLOOR
+
+
+def too_many_for_speech(words: list[Word], speech_s: float) -> bool:
+    """More words than ``speech_s`` seconds of detected speech can hold.
+
+    After an utterance, the voice detector's last fraction of a second can set
+    Whisper off over near silence: it then squeezes a made-up sentence ("Das ist
+    ein großer Dinosaurier.") into a few hundred milliseconds.
+    """
+    return len(words) > 1 + MAX_WORDS_PER_SPEECH_S * speech_s
 
 
 def inside(words: list[Word], start_s: float, end_s: float, slack_s: float = 0.2) -> list[Word]:

@@ -187,7 +187,12 @@ class StreamingTranscriber:
             stop,
             int(MAX_TOKENS_PER_S * unheard_s) + 8,
         )
-        return self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+        words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+        heard = self.track.speech_s(max(self._start_s, self.policy.last_end_s), self.received_s)
+        if guards.too_many_for_speech(words, heard):
+            log.info("dropped %d words said over %.2f s of speech", len(words), heard)
+            return []
+        return words
 
     def _clean(self, words: list[Word], no_speech_prob: float, avg_logprob: float) -> list[Word]:
         """The window's words in stream time, less what Whisper made up."""
