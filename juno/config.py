@@ -76,6 +76,9 @@ class TranscribeConfig:
     # AlignAtt: a token attending within this many encoder frames (20 ms each) of the
     # audio's end waits for more audio.
     frame_threshold: int = 25
+    # AlignAtt: mid-utterance, a word Whisper gives less probability than this waits for
+    # more audio before it is committed.
+    min_word_probability: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """AlignAtt on scripted hypotheses and attention, and the stepper around it: no MLX."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from test_transcriber_stepper import SCRIPT, LoudFrames, ScriptedWindow, speech_audio
@@ -191,3 +193,18 @@ def test_a_slow_model_catches_up_in_one_step_instead_of_queueing():
     first, last = np.median(lag[:20]), np.median(lag[-30:-1])
     assert last <= 1.2 * first + 0.5, (first, last)
     assert max(lag) < 2 * 2.5 + 1.0 + 2.0
+
+
+def test_a_doubtful_word_waits_for_more_audio_but_not_for_long():
+    policy = AlignAtt(pause_s=0.8, min_probability=0.5, settle_s=1.0)
+    probs = {"bee": 0.3}
+    said = [replace(w, probability=probs.get(w.text, 0.9)) for w in words("ay bee sea dee")]
+    # "bee" (ends 0.9 s) was heard with 0.7 s after it: it and what follows wait.
+    assert [w.text for w in policy.insert(said, heard_s=1.6)] == ["ay"]
+    assert [w.text for w in policy.pending] == ["bee", "sea", "dee"]
+    # A step later 1.6 s after it is heard: it goes, doubtful or not.
+    said = [replace(w, probability=probs.get(w.text, 0.9)) for w in words("bee sea dee ee", 0.5, 1)]
+    assert [w.text for w in policy.insert(said, heard_s=2.5)] == ["bee", "sea", "dee"]
+    # The end of the utterance commits everything at once.
+    said = [replace(w, probability=0.1) for w in words("ee eff", 2.0, 4)]
+    assert [w.text for w in policy.insert(said, complete=True)] == ["ee", "eff"]

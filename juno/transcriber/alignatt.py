@@ -96,15 +96,36 @@ class AlignAtt(CommitLog):
         """Tokens of the committed words still in the buffer, in order."""
         return [t for w in self._in_buffer for t in w.tokens]
 
-    def insert(self, words: list[Word], complete: bool = False) -> list[Word]:
+    def __init__(
+        self, pause_s: float = 1.0, min_probability: float = 0.0, settle_s: float = 1.0
+    ) -> None:
+        super().__init__(pause_s)
+        # Mid-utterance, a word Whisper is less sure of waits for more audio...
+        self.min_probability = min_probability
+        # ...until this much audio after it has been heard.
+        self.settle_s = settle_s
+
+    def insert(
+        self, words: list[Word], complete: bool = False, heard_s: float | None = None
+    ) -> list[Word]:
         """Take the words decoded past the forced prefix; return those committed.
 
         All but the last are committed: the buffer's end may have cut the last
-        one short. ``complete`` (a pause, or the end of the stream) commits
-        them all, and the last ends a sentence.
+        one short; and none from the first that Whisper gave less than
+        ``min_probability``, unless ``settle_s`` of audio after it was heard
+        (``heard_s``, stream time): the next step hears more of what follows.
+        ``complete`` (a pause, or the end of the stream) commits them all, and
+        the last ends a sentence.
         """
         words = [w for w in words if normalize(w.text)]
         n = len(words) if complete else max(0, len(words) - 1)
+        if not complete:
+            heard = float("inf") if heard_s is None else heard_s
+            sure = [
+                w.probability >= self.min_probability or heard - w.end_s >= self.settle_s
+                for w in words[:n]
+            ]
+            n = sure.index(False) if False in sure else n
         out = self._mark_ends(words, n, complete)
         self._pending = words[n:]
         self._commit(out)

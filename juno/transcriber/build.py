@@ -22,6 +22,7 @@ def stream_options(cfg: Config) -> StreamOptions:
         full_context_at_pause=t.full_ctx_at_pause,
         policy=t.policy,
         frame_threshold=t.frame_threshold,
+        min_word_probability=t.min_word_probability,
     )
 
 

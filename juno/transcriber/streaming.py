@@ -60,6 +60,8 @@ class StreamOptions:
     # AlignAtt: a token attending within this many encoder frames (20 ms each)
     # of the audio's end is not emitted yet.
     frame_threshold: int = 25
+    # AlignAtt: mid-utterance, a word Whisper gives less probability waits for more audio.
+    min_word_probability: float = 0.0
 
 
 class StreamingTranscriber:
@@ -78,13 +80,17 @@ class StreamingTranscriber:
         self.window = window
         self.track = track
         self.options = options
-        kind = AlignAtt if options.policy == "alignatt" else LocalAgreement
-        self.policy: AlignAtt | LocalAgreement = kind(pause_s=options.sentence_pause_s)
+        self.policy: AlignAtt | LocalAgreement = (
+            AlignAtt(options.sentence_pause_s, options.min_word_probability)
+            if options.policy == "alignatt"
+            else LocalAgreement(pause_s=options.sentence_pause_s)
+        )
         self.language = options.language
         self._audio = np.zeros(0, np.float32)
         self._start_s = 0.0  # stream time of the first buffered sample
         self._stepped_s = 0.0  # audio end at the last step
         self.steps = 0  # windows transcribed, for reports
+        self._heard_s = 0.0  # AlignAtt: stream time up to which the last step listened
 
     @property
     def received_s(self) -> float:
@@ -158,7 +164,10 @@ class StreamingTranscriber:
             )
             words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
         self.steps += 1
-        out = self.policy.insert(words, complete)
+        if isinstance(self.policy, AlignAtt):
+            out = self.policy.insert(words, complete, self._heard_s)
+        else:
+            out = self.policy.insert(words, complete)
         cut = self.policy.sentence_cut_s()
         if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:
             # No sentence end to cut at: cut at the last committed word, and at
@@ -179,6 +188,7 @@ class StreamingTranscriber:
             None if speech_end is None else speech_end - self._start_s,
             complete,
         )
+        self._heard_s = self._start_s + stop
         result = self.window.continue_decoding(
             self._audio,
             self.language,
