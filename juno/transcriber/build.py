@@ -23,6 +23,7 @@ def stream_options(cfg: Config) -> StreamOptions:
         policy=t.policy,
         frame_threshold=t.frame_threshold,
         min_word_probability=t.min_word_probability,
+        doubtful_wait_s=t.doubtful_wait_s,
     )
 
 

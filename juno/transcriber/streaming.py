@@ -62,6 +62,8 @@ class StreamOptions:
     frame_threshold: int = 25
     # AlignAtt: mid-utterance, a word Whisper gives less probability waits for more audio.
     min_word_probability: float = 0.0
+    # AlignAtt: the longest such a word waits, in seconds of audio heard after it.
+    doubtful_wait_s: float = 1.0
 
 
 class StreamingTranscriber:
@@ -81,7 +83,9 @@ class StreamingTranscriber:
         self.track = track
         self.options = options
         self.policy: AlignAtt | LocalAgreement = (
-            AlignAtt(options.sentence_pause_s, options.min_word_probability)
+            AlignAtt(
+                options.sentence_pause_s, options.min_word_probability, options.doubtful_wait_s
+            )
             if options.policy == "alignatt"
             else LocalAgreement(pause_s=options.sentence_pause_s)
         )
