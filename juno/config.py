@@ -78,7 +78,7 @@ class TranscribeConfig:
     frame_threshold: int = 25
     # AlignAtt: mid-utterance, a word Whisper gives less probability than this waits for
     # more audio before it is committed.
-    min_word_probability: float = 0.0
+    min_word_probability: float = 0.5
     # AlignAtt: the longest such a word waits, in seconds of audio heard after it.
     doubtful_wait_s: float = 1.0
 

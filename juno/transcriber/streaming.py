@@ -61,7 +61,7 @@ class StreamOptions:
     # of the audio's end is not emitted yet.
     frame_threshold: int = 25
     # AlignAtt: mid-utterance, a word Whisper gives less probability waits for more audio.
-    min_word_probability: float = 0.0
+    min_word_probability: float = 0.5
     # AlignAtt: the longest such a word waits, in seconds of audio heard after it.
     doubtful_wait_s: float = 1.0
 
