@@ -94,7 +94,6 @@ class StreamingTranscriber:
         self._start_s = 0.0  # stream time of the first buffered sample
         self._stepped_s = 0.0  # audio end at the last step
         self.steps = 0  # windows transcribed, for reports
-        self._heard_s = 0.0  # AlignAtt: stream time up to which the last step listened
 
     @property
     def received_s(self) -> float:
@@ -157,21 +156,10 @@ class StreamingTranscriber:
         # After a long pause (or at the end) the hypothesis holds the whole
         # utterance: commit it now instead of waiting for a second opinion.
         complete = final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s
-        if isinstance(self.policy, AlignAtt):
-            words = self._continue(complete)
-        else:
-            result = self.window.transcribe(
-                self._audio,
-                self.language,
-                self.policy.prompt(),
-                full_context=complete and opts.full_context_at_pause,
-            )
-            words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+        out = (
+            self._continue(complete) if isinstance(self.policy, AlignAtt) else self._agree(complete)
+        )
         self.steps += 1
-        if isinstance(self.policy, AlignAtt):
-            out = self.policy.insert(words, complete, self._heard_s)
-        else:
-            out = self.policy.insert(words, complete)
         cut = self.policy.sentence_cut_s()
         if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:
             # No sentence end to cut at: cut at the last committed word, and at
@@ -181,8 +169,19 @@ class StreamingTranscriber:
             out += self._cut(cut)
         return out
 
+    def _agree(self, complete: bool) -> list[Word]:
+        """LocalAgreement: transcribe the whole buffer; commit what agrees."""
+        result = self.window.transcribe(
+            self._audio,
+            self.language,
+            self.policy.prompt(),
+            full_context=complete and self.options.full_context_at_pause,
+        )
+        words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+        return self.policy.insert(words, complete)
+
     def _continue(self, complete: bool) -> list[Word]:
-        """AlignAtt: the words said past the committed ones, in stream time."""
+        """AlignAtt: decode past the committed words; commit what was heard in full."""
         assert isinstance(self.policy, AlignAtt)
         unheard_s = self.received_s - max(self._start_s, self.policy.last_end_s)
         speech_end = self.track.last_speech_end_s()
@@ -192,7 +191,6 @@ class StreamingTranscriber:
             None if speech_end is None else speech_end - self._start_s,
             complete,
         )
-        self._heard_s = self._start_s + stop
         result = self.window.continue_decoding(
             self._audio,
             self.language,
@@ -205,8 +203,8 @@ class StreamingTranscriber:
         heard = self.track.speech_s(max(self._start_s, self.policy.last_end_s), self.received_s)
         if guards.too_many_for_speech(words, heard):
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
-            return []
-        return words
+            words = []
+        return self.policy.insert(words, complete, heard_s=self._start_s + stop)
 
     def _clean(self, words: list[Word], no_speech_prob: float, avg_logprob: float) -> list[Word]:
         """The window's words in stream time, less what Whisper made up."""
