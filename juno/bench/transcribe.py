@@ -279,7 +279,7 @@ def vad_check(model, cfg: Config, clips: list[Clip], chunk_s: float) -> list[str
     from juno.transcriber.replay import replay
 
     lines = []
-    signals = _noises(15.0)
+    signals = _noises(30.0)
     for vad in ("silero", "energy", "off"):
         vcfg = _with(cfg, vad=vad)
         counts = []
