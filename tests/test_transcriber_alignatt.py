@@ -100,7 +100,7 @@ class AttendingWindow(ScriptedWindow):
     def continue_decoding(self, audio, language, prompt, forced, stop_at_s, max_new):
         if self.clock is not None:
             self.clock.now += self.step_cost_s
-        end = self.stepper.received_s
+        end = self.stepper.buffer_end_s
         start = end - len(audio) / RATE
         self.calls.append((start, end, prompt))
         self.forced.append(list(forced))
@@ -208,3 +208,21 @@ def test_a_doubtful_word_waits_for_more_audio_but_not_for_long():
     # The end of the utterance commits everything at once.
     said = [replace(w, probability=0.1) for w in words("ee eff", 2.0, 4)]
     assert [w.text for w in policy.insert(said, complete=True)] == ["ee", "eff"]
+
+
+@pytest.mark.parametrize("policy", ["alignatt", "local-agreement"])
+def test_a_backlog_longer_than_a_window_goes_in_window_sized_steps_losing_nothing(policy):
+    # A minute of speech inserted at once (a file sent as fast as it reads).
+    script = [(f"w{i}", 0.5 * i, 0.5 * i + 0.4) for i in range(120)]
+    if policy == "alignatt":
+        stepper, window = make(script)
+    else:
+        window = ScriptedWindow(script)
+        stepper = StreamingTranscriber(
+            window, SpeechTrack(LoudFrames()), StreamOptions(policy=policy)
+        )
+        window.stepper = stepper
+    stepper.insert_audio(speech_audio(61.0, script), 61.0)
+    said = stepper.process(61.0) + stepper.finish()
+    assert [w.text for w in said] == [t for t, _, _ in script]
+    assert max(end - start for start, end, _ in window.calls) <= 15.0 + 1e-6

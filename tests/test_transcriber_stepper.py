@@ -49,7 +49,7 @@ class ScriptedWindow:
     def transcribe(self, audio, language, prompt="", full_context=False):
         self.languages.append(language)
         self.full_context.append(full_context)
-        end = self.stepper.received_s
+        end = self.stepper.buffer_end_s
         start = end - len(audio) / RATE
         self.calls.append((start, end, prompt))
         words = [

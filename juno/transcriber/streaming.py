@@ -90,7 +90,9 @@ class StreamingTranscriber:
             else LocalAgreement(pause_s=options.sentence_pause_s)
         )
         self.language = options.language
-        self._audio = np.zeros(0, np.float32)
+        self._audio = np.zeros(0, np.float32)  # the buffer
+        self._waiting: list[np.ndarray] = []  # arrived, not in the buffer yet
+        self._waiting_n = 0
         self._start_s = 0.0  # stream time of the first buffered sample
         self._stepped_s = 0.0  # audio end at the last step
         self.steps = 0  # windows transcribed, for reports
@@ -98,6 +100,11 @@ class StreamingTranscriber:
     @property
     def received_s(self) -> float:
         """Stream time up to which audio has been inserted."""
+        return self.buffer_end_s + self._waiting_n / SAMPLE_RATE_HZ
+
+    @property
+    def buffer_end_s(self) -> float:
+        """Stream time at the end of the buffer (what the last step heard)."""
         return self._start_s + len(self._audio) / SAMPLE_RATE_HZ
 
     @property
@@ -122,28 +129,60 @@ class StreamingTranscriber:
             raise JunoError(f"transcriber needs mono float32 samples (1-D), got {what}")
         if not np.all(np.isfinite(audio)):
             raise JunoError("transcriber got audio samples that are NaN or infinite")
-        self._audio = np.concatenate([self._audio, audio])
-        self.track.feed(audio)
+        if len(audio):
+            self._waiting.append(audio)
+            self._waiting_n += len(audio)
 
     def process(self, now_s: float) -> list[Word]:
         """Words committed by a step, if ``step_s`` of new audio has arrived (else []).
 
         Steps are paced by audio time, not by ``now_s`` (the caller's clock).
-        A step takes all the audio inserted so far, however much: insert what
-        is waiting before calling this, and a stepper that fell behind catches
-        up in one step.
+        A step takes all the audio inserted so far, as much as a window holds:
+        a stepper that fell behind catches up in one step, and a backlog longer
+        than a window (a file sent as fast as it reads) goes in window-sized
+        steps, losing nothing. Insert all that is waiting before calling this.
         """
         if self.received_s - self._stepped_s < self.options.step_s:
             return []
-        return self._step(final=False)
+        out: list[Word] = []
+        while True:
+            out += self._take()
+            out += self._step(final=False)
+            if self._waiting_n < self.options.step_s * SAMPLE_RATE_HZ:
+                return out
 
     def finish(self) -> list[Word]:
         """Transcribe what is left and commit every pending word (end of stream)."""
-        return self._step(final=True)
+        out: list[Word] = []
+        while True:
+            out += self._take()
+            last = not self._waiting_n
+            out += self._step(final=last)
+            if last:
+                return out
+
+    def _take(self) -> list[Word]:
+        """Move waiting audio into the buffer, as much as a window holds (at
+        least a step's worth), and score it for speech. Where it would not all
+        fit, the buffer is first cut after its committed words: the words cut
+        out, if any, are returned."""
+        out = []
+        if self.buffer_s + self._waiting_n / SAMPLE_RATE_HZ > self.options.buffer_max_s:
+            out = self._cut(self.policy.last_end_s)
+        room_s = max(self.options.step_s, self.options.buffer_max_s - self.buffer_s)
+        audio = np.concatenate([self._audio, *self._waiting]) if self._waiting else self._audio
+        keep = len(self._audio) + min(self._waiting_n, round(room_s * SAMPLE_RATE_HZ))
+        taken = audio[len(self._audio) : keep]
+        self._audio = audio[:keep]
+        rest = audio[keep:]
+        self._waiting = [rest] if len(rest) else []
+        self._waiting_n = len(rest)
+        self.track.feed(taken)
+        return out
 
     def _step(self, final: bool) -> list[Word]:
         opts = self.options
-        end_s = self.received_s
+        end_s = self.buffer_end_s
         self._stepped_s = end_s
         new_from = max(self._start_s, self.policy.last_end_s)
         if self.track.speech_s(new_from, end_s) < opts.min_speech_s and not self.policy.pending:
@@ -183,7 +222,7 @@ class StreamingTranscriber:
     def _continue(self, complete: bool) -> list[Word]:
         """AlignAtt: decode past the committed words; commit what was heard in full."""
         assert isinstance(self.policy, AlignAtt)
-        unheard_s = self.received_s - max(self._start_s, self.policy.last_end_s)
+        unheard_s = self.buffer_end_s - max(self._start_s, self.policy.last_end_s)
         speech_end = self.track.last_speech_end_s()
         stop = alignatt.stop_s(
             self.buffer_s,
@@ -200,7 +239,7 @@ class StreamingTranscriber:
             int(MAX_TOKENS_PER_S * unheard_s) + 8,
         )
         words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
-        heard = self.track.speech_s(max(self._start_s, self.policy.last_end_s), self.received_s)
+        heard = self.track.speech_s(max(self._start_s, self.policy.last_end_s), self.buffer_end_s)
         if guards.too_many_for_speech(words, heard):
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
             words = []
@@ -212,7 +251,7 @@ class StreamingTranscriber:
             return []
         at = self._start_s
         words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in words]
-        return guards.clean(words, at, self.received_s, self.track.speech_s)
+        return guards.clean(words, at, self.buffer_end_s, self.track.speech_s)
 
     def _cut(self, cut_s: float) -> list[Word]:
         """Drop buffered audio before ``cut_s``; return pending words that had to be committed."""
