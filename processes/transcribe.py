@@ -77,8 +77,13 @@ def _transcribe(ctx: zmq.Context, control: stage.Control, args: argparse.Namespa
             return
         if not poller.poll(200):
             continue
-        for msg in bus.receive_waiting(audio, "audio"):
-            if isinstance(msg, AudioChunk) and end is None:
+        # All that is waiting, up to a window's worth: the rest stays queued in
+        # the socket, where it holds the sender back (a file sent at full speed).
+        while end is None and stepper.waiting_s < cfg.transcribe.buffer_max_s:
+            msg = next(iter(bus.receive_waiting(audio, "audio", limit=1)), None)
+            if msg is None:
+                break
+            if isinstance(msg, AudioChunk):
                 out.origin_wall_s = msg.origin_wall_s
                 try:
                     stepper.insert_audio(msg.samples, msg.stream_s, msg.sample_rate_hz)

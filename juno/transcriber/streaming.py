@@ -103,6 +103,11 @@ class StreamingTranscriber:
         return self.buffer_end_s + self._waiting_n / SAMPLE_RATE_HZ
 
     @property
+    def waiting_s(self) -> float:
+        """Seconds of audio inserted that no step has taken yet."""
+        return self._waiting_n / SAMPLE_RATE_HZ
+
+    @property
     def buffer_end_s(self) -> float:
         """Stream time at the end of the buffer (what the last step heard)."""
         return self._start_s + len(self._audio) / SAMPLE_RATE_HZ
