@@ -5,6 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from test_transcriber_stepper import SCRIPT, LoudFrames, ScriptedWindow, speech_audio
+from test_transcriber_stepper import make as make_agreement
 
 from juno.transcriber.alignatt import AlignAtt, attended_frame, reached_end, stop_s
 from juno.transcriber.replay import replay
@@ -156,10 +157,7 @@ def test_alignatt_commits_sooner_than_local_agreement():
         if policy == "alignatt":
             stepper, _ = make(script)
         else:
-            window = ScriptedWindow(script)
-            options = StreamOptions(policy=policy)
-            stepper = StreamingTranscriber(window, SpeechTrack(LoudFrames()), options)
-            window.stepper = stepper
+            stepper, _ = make_agreement(script)
         out = list(replay(stepper, speech_audio(21.0, script), chunk_s=0.1))
         assert [e.word.text for e in out] == [t for t, _, _ in script]
         return [e.emitted_s - e.word.end_s for e in out[:-1]]
@@ -217,11 +215,7 @@ def test_a_backlog_longer_than_a_window_goes_in_window_sized_steps_losing_nothin
     if policy == "alignatt":
         stepper, window = make(script)
     else:
-        window = ScriptedWindow(script)
-        stepper = StreamingTranscriber(
-            window, SpeechTrack(LoudFrames()), StreamOptions(policy=policy)
-        )
-        window.stepper = stepper
+        stepper, window = make_agreement(script)
     stepper.insert_audio(speech_audio(61.0, script), 61.0)
     said = stepper.process(61.0) + stepper.finish()
     assert [w.text for w in said] == [t for t, _, _ in script]
