@@ -4,13 +4,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from test_transcriber_stepper import SCRIPT, LoudFrames, ScriptedWindow, speech_audio
+from test_transcriber_stepper import SCRIPT, ScriptedWindow, speech_audio
 from test_transcriber_stepper import make as make_agreement
 
 from juno.transcriber.alignatt import AlignAtt, attended_frame, reached_end, stop_s
 from juno.transcriber.replay import replay
-from juno.transcriber.streaming import StreamingTranscriber, StreamOptions
-from juno.transcriber.vad import SpeechTrack
 from juno.transcriber.whisper_window import Continuation
 from juno.transcriber.words import Word
 
@@ -115,16 +113,12 @@ class AttendingWindow(ScriptedWindow):
                 break
             # A word that started in time may still be cut off by the buffer's end.
             out.append(Word(t, s - start, min(e, end) - start, 0.9, tokens=(i,)))
-        return Continuation(out, 0.01, -0.2, True, 0)
+        return Continuation(out, 0.01, -0.2, True)
 
 
 def make(script=SCRIPT, **options):
     window = AttendingWindow(script, **options.pop("window", {}))
-    stepper = StreamingTranscriber(
-        window, SpeechTrack(LoudFrames()), StreamOptions(policy="alignatt", **options)
-    )
-    window.stepper = stepper
-    return stepper, window
+    return make_agreement(script, window, policy="alignatt", **options)
 
 
 def test_stepper_streams_the_script_once_in_order_with_the_committed_tokens_forced():

@@ -67,8 +67,9 @@ def speech_audio(seconds: float, script=SCRIPT) -> np.ndarray:
     return audio
 
 
-def make(script=SCRIPT, **options) -> tuple[StreamingTranscriber, ScriptedWindow]:
-    window = ScriptedWindow(script)
+def make(script=SCRIPT, window=None, **options) -> tuple[StreamingTranscriber, ScriptedWindow]:
+    """A stepper (LocalAgreement unless ``policy`` says otherwise) on a scripted window."""
+    window = window or ScriptedWindow(script)
     options = {"policy": "local-agreement", **options}
     stepper = StreamingTranscriber(window, SpeechTrack(LoudFrames()), StreamOptions(**options))
     window.stepper = stepper

@@ -92,8 +92,6 @@ class Continuation:
     avg_logprob: float
     # Decoding stopped because the attention reached the audio's end.
     reached_end: bool
-    # Encoder positions the window used.
-    encoder_positions: int
 
 
 class WhisperWindow:
@@ -217,13 +215,17 @@ class WhisperWindow:
         logits, kv_cache, cross_qk = model.decoder(mx.array([tokens]), features[None])
         heads = [tuple(h) for h in model.alignment_heads.tolist()]
         attention = [_head_rows(cross_qk, heads, positions)]
-        first = np.array(logits[0, :, :].astype(mx.float32))
-        sot_probs = _softmax(first[tokens.index(tokenizer.sot)])
+        # Only two rows of the prefix's logits matter: at the start of text (the
+        # no-speech probability) and the last (the first new token).
+        rows = mx.array([tokens.index(tokenizer.sot), len(tokens) - 1])
+        ends = np.array(logits[0, rows].astype(mx.float32))
+        sot_probs = _softmax(ends[0])
         no_speech_prob = float(sot_probs[tokenizer.no_speech]) if tokenizer.no_speech else 0.0
-        # Probability of each forced token, then of each new one.
-        probs = [float(_softmax(first[i - 1])[t]) for i, t in enumerate(tokens) if i >= text_from]
+        # Token probabilities make the new words' probabilities; the forced words
+        # are committed already, so theirs are never read.
+        probs = [1.0] * len(forced)
         suppress = _suppress_mask(tokenizer, model.dims.n_vocab)
-        row = first[-1]
+        row = ends[1]
         new: list[int] = []
         logprobs: list[float] = []
         stopped = False
@@ -262,7 +264,6 @@ class WhisperWindow:
             no_speech_prob=no_speech_prob,
             avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
             reached_end=stopped,
-            encoder_positions=int(features.shape[0]),
         )
 
     def _decode(
@@ -338,40 +339,40 @@ def _word_timings(
 
 def _new_words(timings: list[WordTiming], n_forced: int, spaced: bool) -> list[Word]:
     """The timed words that start past the first ``n_forced`` tokens, tokens attached."""
-    out: list[Word] = []
+    timed = []
     seen = 0
     for t in timings:
         start, seen = seen, seen + len(t.tokens)
-        if not t.word.strip() or start < n_forced:
-            continue
-        word = Word(t.word.strip(), t.start, t.end, t.probability, tokens=tuple(t.tokens))
-        if spaced and out and not t.word.startswith(" "):
-            last = out[-1]
-            word = Word(
-                last.text + word.text, last.start_s, word.end_s,
-                min(last.probability, word.probability), tokens=last.tokens + word.tokens,
+        if start >= n_forced:
+            timed.append(
+                {"word": t.word, "start": t.start, "end": t.end,
+                 "probability": t.probability, "tokens": t.tokens}
             )  # fmt: skip
-            out[-1] = word
-        else:
-            out.append(word)
-    return out
+    return _join_continuations(timed, spaced)
 
 
 def _join_continuations(timed: list[dict], spaced: bool) -> list[Word]:
-    """mlx-whisper's words as Words; in a language written with spaces, a piece
-    without a leading space continues the word before it (Whisper splits
-    "ill-disposed" into "ill" and "-disposed")."""
+    """mlx-whisper's words as Words (with their tokens, where given); in a
+    language written with spaces, a piece without a leading space continues the
+    word before it (Whisper splits "ill-disposed" into "ill" and "-disposed")."""
     words: list[Word] = []
     for w in timed:
         text = w["word"]
         if not text.strip():
             continue
+        tokens = tuple(w.get("tokens", ()))
         if spaced and words and not text.startswith(" "):
             last = words[-1]
             p = min(last.probability, float(w["probability"]))
-            words[-1] = Word(last.text + text.strip(), last.start_s, float(w["end"]), p)
+            words[-1] = Word(
+                last.text + text.strip(), last.start_s, float(w["end"]), p,
+                tokens=last.tokens + tokens,
+            )  # fmt: skip
         else:
-            words.append(Word(text.strip(), float(w["start"]), float(w["end"]), w["probability"]))
+            words.append(
+                Word(text.strip(), float(w["start"]), float(w["end"]), w["probability"],
+                     tokens=tokens)
+            )  # fmt: skip
     return words
 
 
