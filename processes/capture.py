@@ -13,9 +13,9 @@ import time
 
 import zmq
 
-from juno import bus, stage
 from juno.config import Config
-from juno.messages import AudioChunk, EndOfStream
+from juno.pipeline import bus, stage
+from juno.pipeline.messages import AudioChunk, EndOfStream
 from juno.sources import SAMPLE_RATE_HZ, FileSource, MicSource
 
 log = logging.getLogger(__name__)

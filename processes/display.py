@@ -18,11 +18,11 @@ from pathlib import Path
 
 import zmq
 
-from juno import bus, stage
 from juno.config import Config, to_dict
-from juno.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
-from juno.session import SessionRecorder, new_session_folder
-from juno.view import LiveView, PlainPrinter
+from juno.display.session import SessionRecorder, new_session_folder
+from juno.display.view import LiveView, PlainPrinter
+from juno.pipeline import bus, stage
+from juno.pipeline.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
 
 log = logging.getLogger(__name__)
 

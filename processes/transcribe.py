@@ -16,10 +16,10 @@ import time
 
 import zmq
 
-from juno import bus, stage
 from juno.config import Config
 from juno.errors import JunoError
-from juno.messages import AudioChunk, EndOfStream, SourceWord
+from juno.pipeline import bus, stage
+from juno.pipeline.messages import AudioChunk, EndOfStream, SourceWord
 from juno.transcriber.words import Word
 
 log = logging.getLogger(__name__)

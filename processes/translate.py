@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from juno import bus, stage
 from juno.config import Config
-from juno.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
+from juno.pipeline import bus, stage
+from juno.pipeline.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
 from juno.simul import policy
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 import zmq
 
-from juno import bus
-from juno.messages import EndOfStream
+from juno.pipeline import bus
+from juno.pipeline.messages import EndOfStream
 
 
 def test_receive_waiting_takes_what_is_queued_without_blocking():

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from juno.latency import format_report, load_events, report, source_lags, translation_lags
+from juno.display.latency import format_report, load_events, report, source_lags, translation_lags
 
 ORIGIN = 1000.0
 
@@ -160,8 +160,8 @@ def test_load_events_skips_a_torn_last_line(tmp_path):
 
 
 def test_report_from_a_recorded_session(tmp_path):
-    from juno.messages import SentenceEnd, SourceWord, TargetWord
-    from juno.session import SessionRecorder
+    from juno.display.session import SessionRecorder
+    from juno.pipeline.messages import SentenceEnd, SourceWord, TargetWord
 
     with SessionRecorder(tmp_path / "s", {}) as rec:
         rec.record(

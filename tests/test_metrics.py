@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from juno.metrics import average_lagging, corpus_mean, length_adaptive_average_lagging
+from juno.eval.metrics import average_lagging, corpus_mean, length_adaptive_average_lagging
 
 
 def test_wait_k_ideal_schedule_lags_by_k():

@@ -32,7 +32,7 @@ from pipeline import (
     wait_for,
 )
 
-from juno.messages import EndOfStream, SourceWord, pack
+from juno.pipeline.messages import EndOfStream, SourceWord, pack
 
 STAGES = ("capture", "transcribe", "translate", "display")
 # Enough to tell a French translation from English left as it was.

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from juno.messages import EndOfStream, Heartbeat, SentenceEnd, SourceWord, TargetWord
-from juno.session import TEXT_FILES, SessionRecorder, new_session_folder
-from juno.subtitles import MAX_LINE_CHARS, source_cues_of, target_cues_of, to_srt
+from juno.display.session import TEXT_FILES, SessionRecorder, new_session_folder
+from juno.display.subtitles import MAX_LINE_CHARS, source_cues_of, target_cues_of, to_srt
+from juno.pipeline.messages import EndOfStream, Heartbeat, SentenceEnd, SourceWord, TargetWord
 
 ORIGIN = 1000.0
 

@@ -1,6 +1,6 @@
 """``juno translate`` input handling (no model)."""
 
-from juno.commands.translate import sentences
+from juno.simul.sentences import sentences
 
 
 def test_lines_and_sentence_punctuation_split_sentences():

@@ -3,8 +3,8 @@ import io
 import pytest
 from rich.console import Console
 
-from juno.messages import EndOfStream, Heartbeat, SentenceEnd, SourceWord, TargetWord
-from juno.view import LiveView, PlainPrinter, Transcript
+from juno.display.view import LiveView, PlainPrinter, Transcript
+from juno.pipeline.messages import EndOfStream, Heartbeat, SentenceEnd, SourceWord, TargetWord
 
 ORIGIN_S = 1000.0
 STATUS = {

@@ -24,7 +24,6 @@ from pathlib import Path
 
 from juno import config as config_mod
 from juno.bench.peer import CT2_FOLDER, MLX_FOLDER
-from juno.commands.models import DOWNLOADS_ENV
 from juno.models import devmodels, resolve, store
 from juno.models.ct2_import import import_ct2_whisper
 
@@ -55,8 +54,7 @@ def peer_dir(cfg: config_mod.Config) -> Path:
 
 def downloads_dir(cfg: config_mod.Config) -> Path:
     """Where ``juno models fetch`` keeps the packages."""
-    mdir = resolve.models_dir(cfg.models)
-    return Path(os.environ.get(DOWNLOADS_ENV) or mdir.parent / "downloads")
+    return resolve.downloads_dir(cfg.models)
 
 
 def prepare(dest: Path, downloads: Path) -> tuple[Path, Path]:

@@ -16,16 +16,15 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import statistics
 import time
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from juno.config import Config
+from juno.eval.wer import wer
 
 JFK_TEXT = (
     "And so my fellow Americans, ask not what your country can do for you, "
@@ -107,22 +106,6 @@ def configure(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="also write one JSON line per clip (reference, whole-clip and streamed text, lags)",
     )
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase, punctuation (but apostrophes) to spaces, single spaces."""
-    text = unicodedata.normalize("NFKC", text).casefold().replace("’", "'")
-    text = "".join(" " if unicodedata.category(c)[0] in "PS" and c != "'" else c for c in text)
-    return re.sub(r"\s+", " ", text).strip()
-
-
-def wer(refs: list[str], hyps: list[str]) -> float:
-    """Corpus WER in percent over normalized texts."""
-    import jiwer
-
-    pairs = [(normalize_text(r), normalize_text(h)) for r, h in zip(refs, hyps, strict=True)]
-    pairs = [(r, h) for r, h in pairs if r]
-    return 100 * jiwer.wer([r for r, _ in pairs], [h for _, h in pairs])
 
 
 def collect(data: Path, sets: list[str], langs: list[str], limit: int) -> list[Clip]:

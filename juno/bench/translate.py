@@ -316,7 +316,7 @@ def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: l
     """Table cells (BLEU, chrF, AL, LAAL, words) and the BLEU signature."""
     import sacrebleu
 
-    from juno.metrics import average_lagging, corpus_mean, length_adaptive_average_lagging
+    from juno.eval.metrics import average_lagging, corpus_mean, length_adaptive_average_lagging
 
     bleu = sacrebleu.metrics.BLEU()
     score = bleu.corpus_score(hyps, [refs]).score

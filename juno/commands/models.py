@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from juno.config import Config
 from juno.errors import JunoError
 from juno.models import devmodels, resolve, store
-
-DOWNLOADS_ENV = "JUNO_DOWNLOADS"
 
 
 def configure_list(p: argparse.ArgumentParser) -> None:
@@ -84,7 +81,7 @@ def configure_fetch(p: argparse.ArgumentParser) -> None:
 
 def run_fetch(args: argparse.Namespace, cfg: Config) -> int:
     mdir = resolve.models_dir(cfg.models)
-    downloads = Path(os.environ.get(DOWNLOADS_ENV) or mdir.parent / "downloads")
+    downloads = resolve.downloads_dir(cfg.models)
     for path in devmodels.fetch(args.names, mdir, downloads, args.force):
         model = store.describe(path)
         print(f"{model.name}: {path} ({model.kind}, {store.human_size(model.size_bytes)})")

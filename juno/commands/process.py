@@ -14,8 +14,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from juno.bus import Endpoints
 from juno.config import Config
+from juno.pipeline.bus import Endpoints
 
 NAMES = ("capture", "transcribe", "translate", "display")
 

@@ -1,7 +1,7 @@
 """``juno run``: live translation of the microphone, or replay of a recorded file.
 
 Starts the four stages (capture, transcribe, translate, display) and watches
-them (see juno.supervisor). Ctrl-C stops listening and lets the pipeline
+them (see juno.pipeline.supervisor). Ctrl-C stops listening and lets the pipeline
 finish what was said; a second Ctrl-C stops at once. A replayed file ends by
 itself once fully translated. Every session leaves a folder with the event
 log, the transcript, the translation, subtitles and a latency report.
@@ -73,10 +73,11 @@ def _resolved(cfg: Config) -> Config:
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
-    from juno import bus, latency
     from juno.audio import check_audio_file
-    from juno.session import SessionRecorder, new_session_folder
-    from juno.supervisor import Supervisor
+    from juno.display import latency
+    from juno.display.session import SessionRecorder, new_session_folder
+    from juno.pipeline import bus
+    from juno.pipeline.supervisor import Supervisor
 
     cfg = _with_flags(cfg, args)
     if cfg.translate.wait_k < 1:

@@ -17,8 +17,7 @@ from pathlib import Path
 from juno.config import Config
 from juno.errors import JunoError
 from juno.languages import language_name
-
-SENTENCE_END = (".", "!", "?", "…", '."', '!"', '?"', ".»", "!»", "?»")
+from juno.simul.sentences import sentences
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -39,19 +38,6 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print each target word with the number of source words read",
     )
-
-
-def sentences(lines: Iterator[str]) -> Iterator[list[str]]:
-    """Split text into sentences of words: at line ends and sentence punctuation."""
-    for line in lines:
-        words: list[str] = []
-        for word in line.split():
-            words.append(word)
-            if word.endswith(SENTENCE_END):
-                yield words
-                words = []
-        if words:
-            yield words
 
 
 def _read_lines(path: Path | None) -> Iterator[str]:

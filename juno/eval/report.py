@@ -16,8 +16,8 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
+from juno.eval.metrics import corpus_mean
 from juno.eval.score import corpus_quality, corpus_wer
-from juno.metrics import corpus_mean
 
 FORMAT_VERSION = 1
 GB = 1e9

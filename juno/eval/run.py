@@ -228,8 +228,8 @@ class Evaluator:
         self, text: str, source: str, target: str, split: bool
     ) -> tuple[str, float]:
         """Whole-sentence translation (each sentence of ``text`` when split): text, seconds."""
-        from juno.commands.translate import sentences
         from juno.simul.offline import translate_offline
+        from juno.simul.sentences import sentences
 
         parts = [" ".join(s) for s in sentences(iter([text]))] if split else [text]
         start = time.perf_counter()

@@ -1,6 +1,6 @@
 """Figures of one item and of a corpus, with SimulEval's and sacrebleu's definitions.
 
-Latency (see juno.metrics): a target word's delay is the source consumed when
+Latency (see juno.eval.metrics): a target word's delay is the source consumed when
 it was written, in source words for text and in milliseconds of audio for
 speech, where the source length is the clip's duration in milliseconds. An
 empty hypothesis has no latency (NaN, left out of corpus means, and counted).
@@ -12,9 +12,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from juno.bench.transcribe import normalize_text, wer
 from juno.errors import JunoError
-from juno.metrics import average_lagging, length_adaptive_average_lagging
+from juno.eval.metrics import average_lagging, length_adaptive_average_lagging
+from juno.eval.wer import normalize_text, wer
 
 
 @dataclass(frozen=True)

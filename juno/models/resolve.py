@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,15 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 def models_dir(cfg: ModelsConfig) -> Path:
     return Path(cfg.dir).expanduser()
+
+
+# Where `juno models fetch` keeps the packages it downloads (default: beside the models).
+DOWNLOADS_ENV = "JUNO_DOWNLOADS"
+
+
+def downloads_dir(cfg: ModelsConfig) -> Path:
+    """``$JUNO_DOWNLOADS``, else ``downloads/`` beside the models folder."""
+    return Path(os.environ.get(DOWNLOADS_ENV) or models_dir(cfg).parent / "downloads")
 
 
 def _source_stamp(path: Path) -> dict:

@@ -8,7 +8,7 @@
   pairing with line i of the other (a side with no text yet is an empty line).
 - ``transcript.srt|vtt`` / ``translation.srt|vtt``: one cue per sentence (several
   for a long one); a translation cue spans its source sentence's audio. The
-  layout and the formats are in :mod:`juno.subtitles`.
+  layout and the formats are in :mod:`juno.display.subtitles`.
 
 The texts are rewritten whole (each file atomically) by :meth:`write_texts`;
 sentences still in progress are included with what they have so far.
@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from juno.messages import TYPES, EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
-from juno.subtitles import Cue, fit, source_cues_of, srt_cues, target_cues_of, vtt_cues
+from juno.display.subtitles import Cue, fit, source_cues_of, srt_cues, target_cues_of, vtt_cues
+from juno.pipeline.messages import TYPES, EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
 
 _RECORDED = (SourceWord, TargetWord, SentenceEnd, EndOfStream)
 TEXT_FILES = (
@@ -153,7 +153,7 @@ class SessionRecorder:
         After a crash (of the display, or of a stage that stopped it mid-batch)
         its :meth:`write_texts` brings the texts up to the last recorded event.
         """
-        from juno.latency import load_events
+        from juno.display.latency import load_events
 
         self = cls.__new__(cls)
         self.folder = Path(folder)

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import zmq
 
-from juno import bus
 from juno.errors import JunoError
-from juno.messages import Done, Error, Heartbeat, Ready, Shutdown, Start
+from juno.pipeline import bus
+from juno.pipeline.messages import Done, Error, Heartbeat, Ready, Shutdown, Start
 
 log = logging.getLogger(__name__)
 

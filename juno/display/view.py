@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from juno.languages import NAMES
-from juno.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
+from juno.pipeline.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
 
 # Words the lag medians look back over.
 LAG_WINDOW_WORDS = 20

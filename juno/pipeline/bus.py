@@ -26,7 +26,7 @@ from pathlib import Path
 import zmq
 
 from juno.errors import JunoError
-from juno.messages import Message, MessageError, pack, unpack
+from juno.pipeline.messages import Message, MessageError, pack, unpack
 
 __all__ = ["Endpoints", "pack", "receive", "receive_frames", "send", "socket"]
 

@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import zmq
 
-from juno import bus
 from juno.errors import JunoError
-from juno.messages import Done, Error, Heartbeat, Message, Ready, Shutdown, Start
+from juno.pipeline import bus
+from juno.pipeline.messages import Done, Error, Heartbeat, Message, Ready, Shutdown, Start
 
 log = logging.getLogger(__name__)
 
