@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import shutil
 import struct
 import time
 from pathlib import Path
@@ -379,7 +377,6 @@ def _read_config(path: Path) -> dict:
 def _write_folder(
     tmp: Path, dims: ModelDimensions, weights: dict[str, np.ndarray], dtype: mx.Dtype
 ) -> None:
-    tmp.mkdir()
     (tmp / "config.json").write_text(json.dumps(dataclasses.asdict(dims), indent=2) + "\n")
     tensors = {
         name: mx.array(a).astype(dtype) if a.dtype == np.float32 else mx.array(a)
@@ -403,10 +400,7 @@ def import_ct2_whisper(
     start = time.perf_counter()
     if dtype not in _MX_DTYPES:
         raise JunoError(f"unknown dtype {dtype!r}: choose one of {', '.join(_MX_DTYPES)}")
-    if dest.exists() and not overwrite:
-        raise JunoError(f"{dest} already exists (pass overwrite to replace it)")
-    if dest.exists() and not dest.is_dir():
-        raise JunoError(f"{dest} exists and is not a folder")
+    store.check_destination(dest, overwrite)
     if dest.exists() and dest.resolve() == src_dir.resolve():
         raise JunoError(f"{dest}: cannot import a model onto its own source folder")
     model_bin = src_dir / "model.bin"
@@ -427,17 +421,11 @@ def import_ct2_whisper(
     if heads is not None:
         weights["alignment_heads"] = heads
 
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)  # a leftover from a killed run
     try:
-        _write_folder(tmp, dims, weights, _MX_DTYPES[dtype])
-        store.replace_folder(tmp, dest)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise JunoError(f"{dest}: cannot write the imported model ({e})") from None
-        raise
+        with store.atomic_folder(dest, overwrite) as tmp:
+            _write_folder(tmp, dims, weights, _MX_DTYPES[dtype])
+    except OSError as e:
+        raise JunoError(f"{dest}: cannot write the imported model ({e})") from None
     size = (dest / "weights.safetensors").stat().st_size
     log.info(
         "imported %s -> %s: %s, %d+%d layers, vocab %d, %s, %.1f MB in %.1f s",

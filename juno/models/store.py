@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from juno.errors import JunoError
 
 Kind = Literal["mlx-lm", "mlx-whisper", "ct2-whisper", "gguf", "unknown"]
 
@@ -117,3 +122,37 @@ def replace_folder(tmp: Path, dest: Path) -> None:
         old.rename(dest)
         raise
     shutil.rmtree(old)
+
+
+def check_destination(dest: Path, overwrite: bool) -> None:
+    """Refuse a ``dest`` that ``atomic_folder`` would refuse, before any work is done."""
+    if dest.exists() and not overwrite:
+        raise JunoError(f"{dest} already exists (pass overwrite to replace it)")
+    if dest.exists() and not dest.is_dir():
+        raise JunoError(f"{dest} exists and is not a folder")
+
+
+@contextmanager
+def atomic_folder(dest: Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary sibling of ``dest``; it becomes ``dest`` when the block ends.
+
+    The folder appears whole or not at all: if the block raises, the temporary
+    folder is removed and whatever was at ``dest`` stays as it was. An existing
+    ``dest`` folder is replaced only with ``overwrite=True`` (otherwise JunoError,
+    before the block runs). The temporary name starts with a dot, so
+    ``list_models`` skips it.
+    """
+    dest = Path(dest)
+    check_destination(dest, overwrite)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a model folder is not secret
+        yield tmp
+        if overwrite:
+            replace_folder(tmp, dest)
+        else:
+            tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
