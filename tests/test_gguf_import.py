@@ -25,8 +25,8 @@ from tokenizers.models import BPE
 
 import juno  # noqa: F401  (OpenBLAS before mlx)
 from juno.errors import JunoError
-from juno.models import gguf_import
-from juno.models.gguf_import import gguf_summary, import_gguf
+from juno.models.gguf import gguf_summary, import_gguf
+from juno.models.gguf import weights as gguf_weights
 
 # K-quant rows hold whole 256-element blocks, so every input width is a multiple of 256.
 HIDDEN, LAYERS, HEADS, KV_HEADS, HEAD_DIM, FFN, VOCAB = 256, 2, 4, 2, 64, 512, 320
@@ -470,7 +470,7 @@ def test_failure_while_writing_removes_the_temporary_folder(tmp_path, qwen2_file
     def disk_full(self):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(gguf_import._Weight, "load", disk_full)
+    monkeypatch.setattr(gguf_weights.Weight, "load", disk_full)
     dest = tmp_path / "model"
     with pytest.raises(JunoError, match="No space left on device"):
         import_gguf(qwen2_file[0], dest)
@@ -479,7 +479,7 @@ def test_failure_while_writing_removes_the_temporary_folder(tmp_path, qwen2_file
 
 def test_large_models_are_written_in_shards(tmp_path, qwen2_file, monkeypatch):
     path, hf = qwen2_file
-    monkeypatch.setattr(gguf_import, "_SHARD_BYTES", 300_000)
+    monkeypatch.setattr(gguf_weights, "SHARD_BYTES", 300_000)
     dest = import_gguf(path, tmp_path / "sharded", dtype="float32")
     shards = sorted(p.name for p in dest.glob("*.safetensors"))
     assert len(shards) > 1 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"

@@ -74,7 +74,7 @@ def import_path(src: Path, dest: Path, overwrite: bool = False) -> Path:
     """Import a GGUF file or CTranslate2 Whisper folder into ``dest``."""
     kind = store.kind_of(src)
     if kind == "gguf":
-        from juno.models.gguf_import import import_gguf
+        from juno.models.gguf import import_gguf
 
         out = import_gguf(src, dest, overwrite=overwrite)
     elif kind == "ct2-whisper":
