@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_config(args: argparse.Namespace) -> config_mod.Config:
-    overrides = [config_mod.parse_override(item) for item in args.set]
-    overrides += getattr(args, "_overrides", [])
+    # A command's flags first, then --set: the general override has the last word.
+    overrides = config_mod.flag_overrides(args)
+    overrides += [config_mod.parse_override(item) for item in args.set]
     return config_mod.load(args.config, overrides)
 
 

@@ -8,6 +8,7 @@ the file.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import types
@@ -253,6 +254,17 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+def _nested(key: str, value: Any) -> dict:
+    """``("a.b", v)`` as ``{"a": {"b": v}}``."""
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
 def parse_override(item: str) -> dict:
     """Turn ``section.key=value`` into a nested dict; the value is read as YAML."""
     if "=" not in item:
@@ -262,13 +274,36 @@ def parse_override(item: str) -> dict:
         value = yaml.safe_load(raw) if raw else ""
     except yaml.YAMLError:
         value = raw
-    out: dict = {}
-    node = out
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
+    return _nested(key, value)
+
+
+# A command's flag that stands for a config key keeps it in this namespace attribute.
+_FLAG = "config:"
+
+
+def add_flag(parser: argparse.ArgumentParser, *flags: str, key: str, **kwargs: Any) -> None:
+    """A command-line flag for config key ``key``: ``--wait-k 5`` is ``--set translate.wait_k=5``.
+
+    Every flag that changes a setting goes this way, so it meets the same checks as
+    the config file (and :class:`juno.simul.options.TranslateOptions`). A ``default``
+    is a command's own default for the key; ``--set`` still overrides it.
+    """
+    kwargs.setdefault("default", None)
+    parser.add_argument(*flags, dest=_FLAG + key, **kwargs)
+
+
+def flag_overrides(args: argparse.Namespace) -> list[dict]:
+    """The overrides that the flags added with :func:`add_flag` carry (those given)."""
+    return [
+        _nested(name.removeprefix(_FLAG), value)
+        for name, value in vars(args).items()
+        if name.startswith(_FLAG) and value is not None
+    ]
+
+
+def flag(args: argparse.Namespace, key: str) -> Any:
+    """The value given to the flag of ``key`` (None when not given)."""
+    return getattr(args, _FLAG + key, None)
 
 
 def load(path: str | Path | None = None, overrides: list[dict] | None = None) -> Config:
@@ -283,7 +318,20 @@ def load(path: str | Path | None = None, overrides: list[dict] | None = None) ->
     for over in overrides or []:
         _build(Config, over, "command line")
         data = _merge(data, over)
-    return _build(Config, data, str(path) if path else "command line")
+    source = str(path) if path else "command line"
+    config = _build(Config, data, source)
+    check(config, source)
+    return config
+
+
+def check(config: Config, source: str = "config") -> None:
+    """The checks beyond types: the translator's options (k, phi, end_reads...), languages."""
+    from juno.simul.options import TranslateOptions
+
+    try:
+        TranslateOptions.from_config(config)
+    except JunoError as e:
+        raise JunoError(f"{source}: {e}") from None
 
 
 def to_dict(config: Config) -> dict:

@@ -44,3 +44,13 @@ def language_name(code: str) -> str:
     except KeyError:
         known = ", ".join(sorted(NAMES))
         raise JunoError(f"unknown language code '{code}' (known: {known})") from None
+
+
+def language_code(value: str) -> str:
+    """The code of a language given by code (``"fr"``) or English name (``"French"``)."""
+    lowered = value.strip().lower()
+    for code, name in NAMES.items():
+        if lowered == name.lower():
+            return code
+    language_name(lowered)  # a one-line error for an unknown language
+    return lowered

@@ -10,15 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
 
 import zmq
 
 from juno.config import Config
 from juno.pipeline import bus, stage
 from juno.pipeline.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
-from juno.simul import policy
 
 log = logging.getLogger(__name__)
 
@@ -27,21 +24,12 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     return stage.run("translate", args.control, lambda ctx, c: _translate(ctx, c, args, cfg))
 
 
-@dataclass
-class _Sentence:
-    index: int
-    source: list[SourceWord] = field(default_factory=list)
-    target: list[policy.TargetWord] = field(default_factory=list)  # words written
-    ended: bool = False
-
-
 class _Link:
     """The translator between its sockets: feeds source words, sends what it writes."""
 
     def __init__(self, translator, words: zmq.Socket, target: zmq.Socket) -> None:
         self.translator = translator
         self.words, self.target = words, target
-        self.queue: deque[_Sentence] = deque()  # sentences fed, not yet translated
         self.seq = 0
         self.origin_wall_s = 0.0
         self.end: EndOfStream | None = None
@@ -60,46 +48,41 @@ class _Link:
                 log.warning("ignored %s on words", type(msg).__name__)
 
     def _feed(self, word: SourceWord) -> None:
-        if not self.queue or self.queue[-1].ended:
-            self.queue.append(_Sentence(word.sentence))
         self.origin_wall_s = word.origin_wall_s
-        self.queue[-1].source.append(word)
-        self.translator.feed(word.text)
+        self.translator.feed([word])  # the events give the SourceWord back
         if word.sentence_end:
-            self.queue[-1].ended = True
             self.translator.end_sentence()
 
     def translate(self, control: stage.Control) -> None:
         """Write what the policy allows, taking new words between tokens."""
         for event in self.translator.events():
-            sentence = self.queue[0]
+            sentence = event.sentence
+            index = sentence.fed[0].sentence  # the transcriber's sentence number
             if event.word is not None:
-                read = sentence.source[max(0, event.word.delay - 1)]
-                sentence.target.append(event.word)
+                read = sentence.fed[max(0, event.word.delay - 1)]
                 self._send(
                     TargetWord(
                         self.seq,
                         read.end_s,
                         self.origin_wall_s,
                         event.word.text,
-                        sentence.index,
+                        index,
                         event.word.delay,
                         time.time(),
+                        event.word.attached,
                     )  # fmt: skip
                 )
             if event.sentence_done:
-                last = sentence.source[-1]
                 self._send(
                     SentenceEnd(
                         self.seq,
-                        last.end_s,
+                        sentence.fed[-1].end_s,
                         self.origin_wall_s,
-                        sentence.index,
-                        " ".join(w.text for w in sentence.source),
-                        policy.join_words(sentence.target),
+                        index,
+                        " ".join(w.text for w in sentence.items),
+                        sentence.text,
                     )  # fmt: skip
                 )
-                self.queue.popleft()
                 self.translated += 1
             control.handle()
             if control.stop_requested:
@@ -113,14 +96,15 @@ class _Link:
 
 def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
     from juno.models.loading import load_llm
-    from juno.simul.build import make_translator
+    from juno.simul.engine import StreamingTranslator
+    from juno.simul.options import TranslateOptions
 
     # Sockets first: a taken port fails before the model loads.
     words = bus.socket(ctx, zmq.PULL, bind=args.words)
     target = bus.socket(ctx, zmq.XPUB, bind=args.target)
     model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
-    link = _Link(make_translator(model, tokenizer, cfg), words, target)
-    translator = link.translator
+    translator = StreamingTranslator(model, tokenizer, TranslateOptions.from_config(cfg))
+    link = _Link(translator, words, target)
     bus.wait_subscribers(link.target, args.subscribers, 60, "translations")
     control.ready(llm=path.name, wait_k=translator.policy.k)
     control.wait_start()

@@ -9,8 +9,9 @@ import pytest
 from mlx_lm.models import gemma2, qwen2
 
 from juno.errors import JunoError
-from juno.simul.engine import StreamingTranslator, parse_phi
+from juno.simul.engine import StreamingTranslator
 from juno.simul.generate import stream_generate
+from juno.simul.options import TranslateOptions, parse_phi
 from juno.simul.prompt import StreamPrompt
 
 CHARS = " " + string.ascii_letters + string.digits + string.punctuation  # ids 0..94
@@ -59,11 +60,26 @@ def favour(token: int, by: float = 1e4):
     return lambda tokens, logits: logits + bonus
 
 
+# The engine's tests start from the paper's plain writer; each adds the rules it tests.
+PAPER = {
+    "phi": "source",
+    "read_on_sentence_end": False,
+    "end_reads": 0,
+    "examples": 0,
+    "no_repeat_ngram": 0,
+    "wait_k": 2,
+}
+ENGINE_KEYWORDS = ("examples_given", "logits_processors", "cache")
+
+
+def options(**fields) -> TranslateOptions:
+    """Options from :data:`PAPER`, changed by ``fields``."""
+    return TranslateOptions(**{**PAPER, **fields})
+
+
 def translator(model, **kw) -> StreamingTranslator:
-    kw.setdefault("wait_k", 2)
-    return StreamingTranslator(
-        model, CharTokenizer(), source_language="English", target_language="French", **kw
-    )
+    engine = {k.removesuffix("_given"): kw.pop(k) for k in ENGINE_KEYWORDS if k in kw}
+    return StreamingTranslator(model, CharTokenizer(), options(**kw), **engine)
 
 
 def test_prompt_pieces_come_from_the_template():
@@ -280,11 +296,10 @@ def test_stream_generate_responses(model):
             model,
             CharTokenizer(),
             "one two three",
-            source_language="English",
-            target_language="French",
             wait_k=1,
             max_new_words=3,
             max_tokens_per_word=3,
+            options=options(),
         )
     )
     assert responses[-1].finish_reason in ("stop", "length")

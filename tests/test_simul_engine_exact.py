@@ -15,7 +15,7 @@ from __future__ import annotations
 import mlx.core as mx
 import pytest
 from test_simul_cache import TOLERANCE, reference_logits, tiny_model
-from test_simul_engine import CHARS, EOS, VOCAB, CharTokenizer
+from test_simul_engine import CHARS, EOS, VOCAB, CharTokenizer, options
 
 from juno.simul.cache import InterleavedCache
 from juno.simul.engine import StreamingTranslator
@@ -111,16 +111,14 @@ def sometimes_unsure(tokens, logits):
 
 def recorder(phi, **kw) -> Recorder:
     """A recording engine on the tiny model: wait-2, short words, short sentences."""
+    examples = kw.pop("examples", [])
+    processors = kw.pop("logits_processors", ())
     return Recorder(
         tiny_model("qwen2"),
         CharTokenizer(),
-        source_language="English",
-        target_language="French",
-        wait_k=2,
-        phi=phi,
-        max_tokens_per_word=3,
-        max_words_per_sentence=6,
-        **kw,
+        options(wait_k=2, phi=phi, max_tokens_per_word=3, max_words_per_sentence=6, **kw),
+        examples=examples,
+        logits_processors=processors,
     )
 
 
@@ -211,11 +209,7 @@ def test_the_interleaved_baseline_equals_one_causal_pass_over_the_arrival_order(
     t = InterleavedRecorder(
         tiny_model("qwen2"),
         CharTokenizer(),
-        source_language="English",
-        target_language="French",
-        wait_k=2,
-        max_tokens_per_word=3,
-        max_words_per_sentence=6,
+        options(wait_k=2, max_tokens_per_word=3, max_words_per_sentence=6),
         logits_processors=[every_third_wants_to_end],
     )
     for sentence in ("the cat sat on the mat", "a dog ran far away from home today"):

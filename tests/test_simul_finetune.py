@@ -14,7 +14,7 @@ from dataclasses import replace
 import mlx.core as mx
 import pytest
 from test_simul_cache import TOLERANCE, tiny_model
-from test_simul_engine import EOS, CharTokenizer
+from test_simul_engine import EOS, CharTokenizer, options
 
 from juno.cli import main
 from juno.errors import JunoError
@@ -52,14 +52,14 @@ def engine_trace(phi, k=2, max_tokens_per_word=3):
     t = StreamingTranslator(
         tiny_model("qwen2"),
         CharTokenizer(),
-        source_language="English",
-        target_language="French",
-        wait_k=k,
-        phi=phi,
-        max_tokens_per_word=max_tokens_per_word,
+        options(
+            wait_k=k,
+            phi=phi,
+            max_tokens_per_word=max_tokens_per_word,
+            one_line=False,
+            read_on_end=False,
+        ),
         logits_processors=[record],
-        one_line=False,
-        read_on_end=False,
     )
     state["t"] = t
     t.feed(SOURCE)

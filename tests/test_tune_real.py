@@ -13,7 +13,7 @@ from juno.config import Config
 from juno.errors import JunoError
 from juno.models.loading import load_llm
 from juno.paths import flores_dev
-from juno.simul.build import make_translator
+from juno.simul.engine import StreamingTranslator
 from juno.simul.examples import examples_for
 from juno.simul.finetune import (
     ADAPTER_CONFIG,
@@ -22,6 +22,7 @@ from juno.simul.finetune import (
     streaming_loss,
 )
 from juno.simul.offline import offline_prompt, translate_offline
+from juno.simul.options import TranslateOptions
 from juno.simul.prompt import StreamPrompt
 
 pytestmark = pytest.mark.real_weights
@@ -62,7 +63,7 @@ def test_tune_writes_an_adapter_that_lowers_its_loss_and_streams(llm_05b_path, t
     tokens = mx.array([tokenizer.encode(en)])
     assert mx.abs(tuned(tokens) - apart(tokens)).max().item() < 1e-3
 
-    t = make_translator(tuned, tokenizer, cfg, source="en", target="fr", examples=[])
+    t = StreamingTranslator(tuned, tokenizer, TranslateOptions.from_config(cfg), examples=[])
     t.feed("The little girl is reading a book in the garden.")
     words = [w.text for w in t.finish()]
     assert words, "the tuned model wrote nothing"

@@ -31,7 +31,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from juno.config import Config
+from juno.config import Config, add_flag
 from juno.errors import JunoError
 from juno.paths import flores_dev, flores_pairs
 from juno.simul.policy import join_words
@@ -80,7 +80,9 @@ console = Console()
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default=DEFAULT_LLM, help="LLM spec")
+    add_flag(
+        p, "--model", key="translate.model", default=DEFAULT_LLM, help=f"LLM spec ({DEFAULT_LLM})"
+    )
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma list of {', '.join(PARTS)}")
     p.add_argument("--sentences", type=int, default=5, help="quality: sentences per setting")
     p.add_argument("--pairs", default="en-fr,en-de", help="quality: language pairs")
@@ -114,7 +116,13 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="quality: skip the offline translations (no ratio column)",
     )
-    p.add_argument("--wait-k", type=int, default=3, help="k for cost, baseline and memory")
+    add_flag(
+        p,
+        "--wait-k",
+        key="translate.wait_k",
+        type=int,
+        help="k for cost, baseline and memory (translate.wait_k)",
+    )
     p.add_argument("--cost-sentences", type=int, default=1, help="cost: sentences of 40+ words")
     p.add_argument("--baseline-sentences", type=int, default=1, help="baseline: 30+-word ones")
     p.add_argument("--memory-sentences", type=int, default=200, help="memory: session length")
@@ -126,10 +134,18 @@ def _with(cfg: Config, **translate: Any) -> Config:
     return dataclasses.replace(cfg, translate=dataclasses.replace(cfg.translate, **translate))
 
 
-def _translator(model, tokenizer, cfg: Config, target: str, **kw: Any):
-    from juno.simul.build import make_translator
+def _translator(model, tokenizer, cfg: Config, target: str, cache=None, **changes: Any):
+    """A translator with the config's options from English into ``target``, changed by
+    ``changes`` (option fields); ``cache`` replaces the dual-stream cache."""
+    from juno.simul.engine import StreamingTranslator
+    from juno.simul.options import TranslateOptions
 
-    return make_translator(model, tokenizer, cfg, source="en", target=target, **kw)
+    options = dataclasses.replace(
+        TranslateOptions.from_config(cfg), source_language="en", target_language=target, **changes
+    )
+    if cache is None:
+        return StreamingTranslator(model, tokenizer, options)
+    return StreamingTranslator(model, tokenizer, options, cache=cache)
 
 
 def _offline(model, tokenizer, cfg: Config, text: str, target: str, max_tokens: int | None = None):
@@ -336,7 +352,7 @@ Setting = tuple[str, int | str, int]  # policy, phi, k
 
 def quality_plan(args: argparse.Namespace) -> tuple[list[Setting], list[tuple[str, str]]]:
     """The quality part's settings and pairs, checked before any model loads."""
-    from juno.simul.engine import parse_phi
+    from juno.simul.options import parse_phi
 
     if args.settings == "none":
         runs = []
@@ -408,9 +424,10 @@ def part_quality(
         base = offline.get(cfg.translate.examples)
         for policy, phi, k in settings:
             keys = dict(POLICIES[policy])
-            kw = {"cache": InterleavedCache} if keys.pop("interleaved", False) else {}
-            pcfg = _with(cfg, **keys)
-            translator = _translator(model, tokenizer, pcfg, tgt, wait_k=k, phi=phi, **kw)
+            cache = InterleavedCache if keys.pop("interleaved", False) else None
+            translator = _translator(
+                model, tokenizer, cfg, tgt, cache=cache, wait_k=k, phi=phi, **keys
+            )
             hyps, delays = _stream_sentences(translator, sources)
             cells, signature = _score(hyps, delays, sources, refs)
             ratio = f"{float(cells[0]) / base:.2f}" if base else "-"
@@ -479,21 +496,23 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 args.hyps.write_text("", encoding="utf-8")
             except OSError as e:
                 raise JunoError(f"--hyps: cannot write {args.hyps}: {e.strerror}") from None
-    model, tokenizer, path = load_llm(args.model, cfg, cfg.translate.adapter)
+    model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
     console.print(
         f"model {Path(path).name} ({model_type(model)}), {mx.default_device()}, "
         f"phi default {cfg.translate.phi}, max {cfg.translate.max_tokens_per_word} tokens/word\n"
     )
     started = time.perf_counter()
     if "cost" in parts:
-        part_cost(model, tokenizer, cfg, args.wait_k, args.cost_sentences)
+        part_cost(model, tokenizer, cfg, cfg.translate.wait_k, args.cost_sentences)
     if "baseline" in parts:
-        part_baseline(model, tokenizer, cfg, args.wait_k, args.baseline_sentences)
+        part_baseline(model, tokenizer, cfg, cfg.translate.wait_k, args.baseline_sentences)
     if "speed" in parts:
         part_speed(model, tokenizer, cfg)
     if "quality" in parts:
         part_quality(model, tokenizer, cfg, args, settings, pairs)
     if "memory" in parts:
-        part_memory(model, tokenizer, cfg, args.wait_k, args.memory_sentences, args.memory_words)
+        part_memory(
+            model, tokenizer, cfg, cfg.translate.wait_k, args.memory_sentences, args.memory_words
+        )
     console.print(f"bench took {time.perf_counter() - started:.0f} s")
     return 0

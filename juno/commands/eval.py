@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from juno.config import Config, to_dict
+from juno.config import Config, add_flag, to_dict
 from juno.errors import JunoError
 
 OUT_ROOT = Path("eval-results")
@@ -28,7 +28,12 @@ OUT_ROOT = Path("eval-results")
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", type=Path, help="manifest file, .jsonl or .json (see README)")
     p.add_argument("--wait-k", help="comma list of k, e.g. 1,3,5 (default: translate.wait_k)")
-    p.add_argument("--phi", help="target start position: an integer, 'source' or 'source+N'")
+    add_flag(
+        p,
+        "--phi",
+        key="translate.phi",
+        help="target start position: an integer, 'source' or 'source+N' (translate.phi)",
+    )
     p.add_argument(
         "--target", help="comma list of target languages (default: all the references have)"
     )
@@ -36,8 +41,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N items")
     p.add_argument("--chunk-ms", type=int, default=100, help="audio fed per replay tick")
     p.add_argument("--no-offline", action="store_true", help="skip the offline cascade")
-    p.add_argument("--whisper", help="Whisper spec (default: transcribe.model)")
-    p.add_argument("--llm", help="LLM spec (default: translate.model)")
+    add_flag(p, "--whisper", key="transcribe.model", help="Whisper spec (transcribe.model)")
+    add_flag(p, "--llm", key="translate.model", help="LLM spec (translate.model)")
     p.add_argument("--out", type=Path, help="output folder (default: eval-results/<timestamp>)")
 
 
@@ -51,7 +56,7 @@ def _list(value: str, option: str) -> list[str]:
 def _settings(args: argparse.Namespace, cfg: Config):
     from juno.eval.run import MODES, Settings
     from juno.languages import language_name
-    from juno.simul.engine import parse_phi
+    from juno.simul.options import TranslateOptions
 
     ks = [cfg.translate.wait_k]
     if args.wait_k is not None:
@@ -61,8 +66,9 @@ def _settings(args: argparse.Namespace, cfg: Config):
             raise JunoError(
                 f"--wait-k: expected integers like 1,3,5, got {args.wait_k!r}"
             ) from None
-    if any(k < 1 for k in ks):
-        raise JunoError(f"--wait-k: k must be at least 1, got {args.wait_k}")
+    base = TranslateOptions.from_config(cfg)
+    for k in ks:
+        replace(base, wait_k=k)  # each k meets the options' checks now, not mid-run
     modes = _list(args.modes, "--modes")
     unknown = sorted(set(modes) - set(MODES))
     if unknown:
@@ -78,7 +84,6 @@ def _settings(args: argparse.Namespace, cfg: Config):
         raise JunoError(f"--limit must not be negative, got {args.limit}")
     return Settings(
         ks=tuple(dict.fromkeys(ks)),
-        phi=parse_phi(args.phi if args.phi is not None else cfg.translate.phi),
         targets=targets,
         modes=tuple(m for m in MODES if m in modes),
         chunk_s=args.chunk_ms / 1000,
@@ -101,6 +106,7 @@ def _out_dir(path: Path | None) -> Path:
 
 def _run_info(args, cfg: Config, settings, evaluator, items, machine: dict, started: float) -> dict:
     from juno.eval import provenance
+    from juno.simul.options import TranslateOptions
 
     models = {}
     if evaluator.whisper_path is not None:
@@ -123,7 +129,7 @@ def _run_info(args, cfg: Config, settings, evaluator, items, machine: dict, star
         "models": models,
         "settings": {
             "wait_k": list(settings.ks),
-            "phi": settings.phi,
+            "phi": TranslateOptions.from_config(cfg).phi,
             "targets": list(settings.targets) if settings.targets else "all with references",
             "modes": list(settings.modes),
             "chunk_ms": args.chunk_ms,
@@ -147,10 +153,6 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.eval.plot import plot
     from juno.eval.run import Evaluator
 
-    if args.whisper:
-        cfg = replace(cfg, transcribe=replace(cfg.transcribe, model=args.whisper))
-    if args.llm:
-        cfg = replace(cfg, translate=replace(cfg.translate, model=args.llm))
     settings = _settings(args, cfg)
     items = load_manifest(args.manifest)
     items = items[: args.limit] if args.limit else items

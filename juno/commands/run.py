@@ -21,42 +21,39 @@ from pathlib import Path
 
 import yaml
 
-from juno.config import Config, to_dict
+from juno.config import Config, add_flag, to_dict
 from juno.errors import JunoError
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=Path, help="replay this audio file instead of the microphone")
-    p.add_argument(
-        "--fast", action="store_true", help="replay as fast as the pipeline takes it, not as spoken"
+    add_flag(
+        p,
+        "--fast",
+        key="capture.file_pace",
+        action="store_const",
+        const="fast",
+        help="replay as fast as the pipeline takes it, not as spoken (capture.file_pace)",
     )
-    p.add_argument("--device", help="microphone name (part of it) or index; see `juno devices`")
-    p.add_argument("--source", help="spoken language code (default: source_language)")
-    p.add_argument("--target", help="translation language code (default: target_language)")
-    p.add_argument("--wait-k", type=int, help="source words read before writing (translate.wait_k)")
+    add_flag(
+        p,
+        "--device",
+        key="capture.device",
+        help="microphone name (part of it) or index; see `juno devices` (capture.device)",
+    )
+    add_flag(p, "--source", key="source_language", help="spoken language code (source_language)")
+    add_flag(
+        p, "--target", key="target_language", help="translation language code (target_language)"
+    )
+    add_flag(
+        p,
+        "--wait-k",
+        key="translate.wait_k",
+        type=int,
+        help="source words read before writing (translate.wait_k)",
+    )
     p.add_argument("--room", action="store_true", help="large translation-only view for a room")
     p.add_argument("--session", type=Path, help="session folder (default: a new one in sessions/)")
-
-
-def _with_flags(cfg: Config, args: argparse.Namespace) -> Config:
-    from juno.languages import language_name
-
-    for code in (args.source, args.target):
-        if code:
-            language_name(code)  # an unknown code is an error now, not in a stage
-    return dataclasses.replace(
-        cfg,
-        source_language=args.source or cfg.source_language,
-        target_language=args.target or cfg.target_language,
-        capture=dataclasses.replace(
-            cfg.capture,
-            device=args.device if args.device is not None else cfg.capture.device,
-            file_pace="fast" if args.fast else cfg.capture.file_pace,
-        ),
-        translate=dataclasses.replace(
-            cfg.translate, wait_k=args.wait_k if args.wait_k is not None else cfg.translate.wait_k
-        ),
-    )
 
 
 def _resolved(cfg: Config) -> Config:
@@ -79,9 +76,6 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.pipeline import bus
     from juno.pipeline.supervisor import Supervisor
 
-    cfg = _with_flags(cfg, args)
-    if cfg.translate.wait_k < 1:
-        raise JunoError(f"wait-k needs k >= 1, got {cfg.translate.wait_k}")
     if args.input:
         check_audio_file(args.input)
     cfg = _resolved(cfg)

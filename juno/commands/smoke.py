@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from juno.config import Config
+from juno.config import Config, add_flag
 from juno.paths import shared_data
 
 DEFAULT_AUDIO = (
@@ -22,7 +22,7 @@ DEFAULT_AUDIO = (
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", nargs="?", type=Path, help="audio file (default: the JFK sample)")
-    p.add_argument("--target", help="target language code (default: config target_language)")
+    add_flag(p, "--target", key="target_language", help="target language code (target_language)")
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.models.loading import load_llm, load_whisper
     from juno.simul.offline import translate_offline
 
-    target = args.target or cfg.target_language
+    target = cfg.target_language
     audio = load_audio(args.audio or shared_data() / "audio" / "jfk.flac")
     _, whisper_path = load_whisper(cfg.transcribe.model, cfg)
     start = time.perf_counter()

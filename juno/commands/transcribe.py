@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from juno.config import Config
+from juno.config import Config, add_flag
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def configure(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="advance the clock by compute time too (default: compute is free)",
     )
-    p.add_argument("--language", help="spoken language code (default: config source_language)")
+    add_flag(p, "--language", key="source_language", help="spoken language code (source_language)")
 
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
@@ -37,8 +37,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         raise JunoError(f"--chunk-ms must be positive, got {args.chunk_ms}")
     audio = load_audio(args.audio)
     model = load_model(cfg)
-    overrides = {"language": args.language} if args.language else {}
-    stepper = make_transcriber(model, cfg, **overrides)
+    stepper = make_transcriber(model, cfg)
     stepper.window.warm_up()
     stats = ReplayStats()
     for emission in replay(stepper, audio, args.chunk_ms / 1000, args.compute_aware, stats):

@@ -14,19 +14,29 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from juno.config import Config
+from juno.config import Config, add_flag
 from juno.errors import JunoError
-from juno.languages import language_name
 from juno.simul.sentences import sentences
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="?", type=Path, help="text file (default: stdin)")
-    p.add_argument("--model", help="LLM spec (default: translate.model)")
-    p.add_argument("--source", help="source language code (default: source_language)")
-    p.add_argument("--target", help="target language code (default: target_language)")
-    p.add_argument("--wait-k", type=int, help="wait-k lag in words (default: translate.wait_k)")
-    p.add_argument("--phi", help="target start position: an integer, 'source' or 'source+N'")
+    add_flag(p, "--model", key="translate.model", help="LLM spec (translate.model)")
+    add_flag(p, "--source", key="source_language", help="source language code (source_language)")
+    add_flag(p, "--target", key="target_language", help="target language code (target_language)")
+    add_flag(
+        p,
+        "--wait-k",
+        key="translate.wait_k",
+        type=int,
+        help="wait-k lag in words (translate.wait_k)",
+    )
+    add_flag(
+        p,
+        "--phi",
+        key="translate.phi",
+        help="target start position: an integer, 'source' or 'source+N' (translate.phi)",
+    )
     p.add_argument(
         "--words-per-second",
         type=float,
@@ -53,25 +63,14 @@ def _read_lines(path: Path | None) -> Iterator[str]:
 
 def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.models.loading import load_llm
-    from juno.simul.build import make_translator
-    from juno.simul.engine import parse_phi
+    from juno.simul.engine import StreamingTranslator
+    from juno.simul.options import TranslateOptions
 
-    tc = cfg.translate
     if args.words_per_second < 0:
         raise JunoError("--words-per-second must not be negative")
-    overrides = {}
-    if args.phi is not None:
-        overrides["phi"] = parse_phi(args.phi)
-    if args.wait_k is not None:
-        overrides["wait_k"] = args.wait_k
-    if args.source:
-        language_name(args.source)  # an unknown code fails before the model loads
-    if args.target:
-        language_name(args.target)
-    model, tokenizer, _ = load_llm(args.model or tc.model, cfg, tc.adapter)
-    translator = make_translator(
-        model, tokenizer, cfg, source=args.source, target=args.target, **overrides
-    )
+    tc = cfg.translate
+    model, tokenizer, _ = load_llm(tc.model, cfg, tc.adapter)
+    translator = StreamingTranslator(model, tokenizer, TranslateOptions.from_config(cfg))
     out = _Printer(args.show_delays)
     pace = 1.0 / args.words_per_second if args.words_per_second else 0.0
     next_at = time.monotonic()

@@ -14,7 +14,7 @@ import platform
 from dataclasses import replace
 from pathlib import Path
 
-from juno.config import Config
+from juno.config import Config, add_flag
 from juno.errors import JunoError
 
 # The benchmark scores at most this many leading FLORES dev lines.
@@ -24,7 +24,7 @@ LOG_EVERY = 25
 
 
 def configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="LLM spec (default: translate.model)")
+    add_flag(p, "--model", key="translate.model", help="LLM spec (translate.model)")
     p.add_argument("--out", type=Path, required=True, help="adapter folder to write")
     p.add_argument("--pairs", default="en-fr,en-de", help="language pairs, comma-separated")
     p.add_argument(
@@ -134,10 +134,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from juno.languages import language_name
     from juno.models.loading import load_llm
     from juno.paths import flores_dev, flores_pairs
-    from juno.simul.engine import DEFAULT_SYSTEM_PROMPT, parse_phi
     from juno.simul.examples import examples_for
     from juno.simul.finetune import (
         TuneOptions,
@@ -147,6 +145,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         save_adapter,
         train,
     )
+    from juno.simul.options import TranslateOptions
     from juno.simul.prompt import StreamPrompt
 
     console = Console()
@@ -166,7 +165,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         raise JunoError("--teacher-examples is for --targets model")
     pairs = flores_pairs(args.pairs)
     teacher_examples = _per_pair(args.teacher_examples, [f"{s}-{t}" for s, t in pairs], tc.examples)
-    phi = parse_phi(tc.phi)
+    translate_options = TranslateOptions.from_config(cfg)
+    phi = translate_options.phi
     options = TuneOptions(
         steps=args.steps,
         learning_rate=args.lr,
@@ -180,14 +180,12 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     )
     if tc.adapter:
         raise JunoError("translate.adapter is set: tune the base model (unset it)")
-    spec = args.model or tc.model
+    spec = tc.model
     model, tokenizer, path = load_llm(spec, cfg)
 
     builders, held_out = [], []
     for source, target in pairs:
-        system = (tc.system_prompt or DEFAULT_SYSTEM_PROMPT).format(
-            source=language_name(source), target=language_name(target)
-        )
+        system = replace(translate_options, source_language=source, target_language=target).system()
         prompt = StreamPrompt.from_template(
             tokenizer, system, examples_for(source, target, tc.examples)
         )

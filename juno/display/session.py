@@ -29,6 +29,7 @@ from typing import Any
 
 from juno.display.subtitles import Cue, fit, source_cues_of, srt_cues, target_cues_of, vtt_cues
 from juno.pipeline.messages import TYPES, EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
+from juno.simul.policy import join_words
 
 _RECORDED = (SourceWord, TargetWord, SentenceEnd, EndOfStream)
 TEXT_FILES = (
@@ -67,7 +68,7 @@ class _Sentence:
 
     # (text, start_s, end_s) of each source word, in the order shown.
     source: list[tuple[str, float, float]] = field(default_factory=list)
-    target: list[str] = field(default_factory=list)
+    target: list[TargetWord] = field(default_factory=list)
     # Set when the translation is complete; its texts are the whole sentence.
     end: SentenceEnd | None = None
     # Caches dropped on every change, so a rewrite of the files lays out and
@@ -86,7 +87,7 @@ class _Sentence:
             else:
                 source_text = self.end.source.strip() if self.end else ""
             # SentenceEnd's target is the translator's own whole text (spacing included).
-            target_text = self.end.target.strip() if self.end else " ".join(self.target)
+            target_text = self.end.target.strip() if self.end else join_words(self.target)
             # A translation is timed by its source: without source words it has no cue.
             target_cues = []
             if self.source:
@@ -175,7 +176,7 @@ class SessionRecorder:
             if isinstance(msg, SourceWord):
                 sentence.source.append((text, msg.start_s, msg.end_s))
             else:
-                sentence.target.append(text)
+                sentence.target.append(dataclasses.replace(msg, text=text))
 
     def texts(self) -> dict[str, str]:
         """The text files' contents, by file name."""

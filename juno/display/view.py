@@ -24,6 +24,7 @@ from rich.text import Text
 
 from juno.languages import NAMES
 from juno.pipeline.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
+from juno.simul.policy import join_words
 
 # Words the lag medians look back over.
 LAG_WINDOW_WORDS = 20
@@ -39,7 +40,7 @@ class Sentence:
 
     index: int
     source_words: list[str] = field(default_factory=list)
-    target_words: list[str] = field(default_factory=list)
+    target_words: list[TargetWord] = field(default_factory=list)
     # The transcriber committed the sentence's last word.
     source_done: bool = False
     # The translation is complete (its SentenceEnd arrived).
@@ -54,7 +55,7 @@ class Sentence:
 
     @property
     def target(self) -> str:
-        return self.target_text or " ".join(self.target_words)
+        return self.target_text or join_words(self.target_words)
 
 
 def _median(values: Iterable[float]) -> float | None:
@@ -90,7 +91,7 @@ class Transcript:
             self.source_word_count += 1
             self._source_lags_s.append(shown_wall_s - (msg.origin_wall_s + msg.end_s))
         elif isinstance(msg, TargetWord):
-            self._sentence(msg.sentence).target_words.append(msg.text)
+            self._sentence(msg.sentence).target_words.append(msg)
             self.target_word_count += 1
             self._target_lags_s.append(shown_wall_s - (msg.origin_wall_s + msg.stream_s))
         elif isinstance(msg, SentenceEnd):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from juno.audio import SAMPLE_RATE_HZ
@@ -35,10 +35,8 @@ MODES = ("unaware", "aware")
 class Settings:
     """What one evaluation runs."""
 
-    # Wait-k values, one streaming run each.
+    # Wait-k values, one streaming run each (the rest of the writer's options: the config's).
     ks: tuple[int, ...]
-    # Target stream start position (see juno.simul.engine).
-    phi: int | str
     # Target languages; None: every language an item has a reference in.
     targets: tuple[str, ...] | None = None
     # Replay modes for speech.
@@ -110,17 +108,16 @@ class Evaluator:
         """One translator per language pair and k; it is back at its prefix after each item."""
         key = (source, target, k)
         if key not in self._translators:
-            from juno.simul.build import make_translator
+            from juno.simul.engine import StreamingTranslator
+            from juno.simul.options import TranslateOptions
 
-            self._translators[key] = make_translator(
-                self.llm,
-                self.tokenizer,
-                self.cfg,
-                source=source,
-                target=target,
+            options = replace(
+                TranslateOptions.from_config(self.cfg),
+                source_language=source,
+                target_language=target,
                 wait_k=k,
-                phi=self.settings.phi,
             )
+            self._translators[key] = StreamingTranslator(self.llm, self.tokenizer, options)
         return self._translators[key]
 
     # -- one item ---------------------------------------------------------------

@@ -85,6 +85,8 @@ class TargetWord(Message):
     # Source words of that sentence read when this word was written (its delay).
     source_words_read: int
     committed_wall_s: float
+    # It follows the previous word without a space ("9:" "30" is "9:30").
+    attached: bool = False
 
 
 @dataclass(frozen=True)

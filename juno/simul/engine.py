@@ -14,61 +14,36 @@ reading and writing between two tokens.
 from __future__ import annotations
 
 import functools
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mlx.core as mx
 
-from juno.errors import JunoError
 from juno.simul.cache import DualStreamCache, Stream
-from juno.simul.policy import Action, TargetWord, WaitK, repeated_ngram_bans
+from juno.simul.examples import examples_for
+from juno.simul.options import TranslateOptions, phi_gap
+from juno.simul.policy import Action, TargetWord, WaitK, join_words, repeated_ngram_bans
 from juno.simul.prompt import StreamPrompt, encode_word
 from juno.simul.support import check_supported
 
-Phi = int | str  # an int, "source" (the source length read at the first write) or "source+N"
 
-DEFAULT_SYSTEM_PROMPT = (
-    "Translate the following {source} text into {target}. Output only the translation."
-)
+@dataclass
+class Sentence:
+    """One source sentence as the translator holds it, and its translation so far."""
 
+    words: list[str] = field(default_factory=list)  # source words, split as read
+    fed: list[Any] = field(default_factory=list)  # what was fed for each of them
+    items: list[Any] = field(default_factory=list)  # what was fed, once each
+    target: list[TargetWord] = field(default_factory=list)  # target words written
+    ended: bool = False  # its last word has been fed
 
-def parse_phi(value: int | str) -> Phi:
-    """A non-negative integer, ``"source"`` or ``"source+N"`` (config files give text).
-
-    ``"source+N"`` starts the target N positions after the source read at the
-    first write, leaving room for the source words still to come.
-    """
-    if isinstance(value, int) and not isinstance(value, bool):
-        phi = value
-    else:
-        text = str(value).strip().lower().replace(" ", "")
-        if text == "source":
-            return "source"
-        try:
-            if text.startswith("source+"):
-                gap = int(text.removeprefix("source+"))
-                if gap < 0:
-                    raise ValueError
-                return f"source+{gap}" if gap else "source"
-            phi = int(text)
-        except ValueError:
-            raise JunoError(
-                f"phi must be 'source', 'source+N' or an integer, got {value!r}"
-            ) from None
-    if phi < 0:
-        raise JunoError(f"phi must not be negative, got {phi}")
-    return phi
-
-
-def phi_gap(phi: Phi) -> int | None:
-    """N of ``"source+N"`` (0 for ``"source"``); None for a fixed position."""
-    if isinstance(phi, int):
-        return None
-    return int(phi.removeprefix("source").removeprefix("+") or 0)
+    @property
+    def text(self) -> str:
+        """The translation so far, spaced as written (attached words joined)."""
+        return join_words(self.target)
 
 
 @dataclass(frozen=True)
@@ -82,6 +57,7 @@ class TokenEvent:
     sentence_done: bool  # the sentence's translation is over after this token
     source_words_read: int
     target_words: int  # target words finished in this sentence
+    sentence: Sentence  # the sentence being translated (its words so far)
 
 
 @functools.cache
@@ -152,39 +128,40 @@ class StreamingTranslator:
         self,
         model: Any,
         tokenizer: Any,
+        options: TranslateOptions | None = None,
         *,
-        source_language: str,
-        target_language: str,
-        wait_k: int = 3,
-        phi: Phi = "source",
-        max_tokens_per_word: int = 50,
-        max_words_per_sentence: int | None = None,
-        system_prompt: str | None = None,
-        sampler: Callable[[mx.array], mx.array] | None = None,
+        examples: Sequence[tuple[str, str]] | None = None,
         logits_processors: Sequence[Callable[[mx.array, mx.array], mx.array]] = (),
-        one_line: bool = True,
-        read_on_end: bool = True,
-        read_on_sentence_end: bool = False,
-        end_reads: int = 0,
-        examples: Sequence[tuple[str, str]] = (),
-        no_repeat_ngram: int = 0,
-        min_confidence: float = 0.0,
         cache: Callable[[int], Any] = DualStreamCache,
     ) -> None:
+        """``options``: the writer's settings (default: the product's).
+
+        ``examples``: example turns to show instead of the options' built-in ones;
+        ``logits_processors`` run (mlx-lm's signature) before the writer's rules, after
+        the options' repetition penalty.
+        """
+        from mlx_lm.sample_utils import make_logits_processors, make_sampler
+
         num_layers = check_supported(model)
-        if wait_k < 1:
-            raise JunoError(f"wait-k needs k >= 1, got {wait_k}")
+        self.options = options = options or TranslateOptions()
         self.model = model
         self.tokenizer = tokenizer
-        self.phi = parse_phi(phi)
+        self.phi = options.phi
         self.policy = WaitK(
-            k=wait_k, max_tokens_per_word=max_tokens_per_word, max_words=max_words_per_sentence
+            k=options.wait_k,
+            max_tokens_per_word=options.max_tokens_per_word,
+            max_words=options.max_words_per_sentence,
         )
-        template = system_prompt or DEFAULT_SYSTEM_PROMPT
-        system = template.format(source=source_language, target=target_language)
-        self.prompt = StreamPrompt.from_template(tokenizer, system, examples)
-        self.sampler = sampler or (lambda logprobs: mx.argmax(logprobs, axis=-1))
-        self.logits_processors = list(logits_processors)
+        if examples is None:
+            examples = examples_for(
+                options.source_language, options.target_language, options.examples
+            )
+        self.prompt = StreamPrompt.from_template(tokenizer, options.system(), examples)
+        self.sampler = make_sampler(temp=options.temp, top_p=options.top_p)
+        penalty = options.repetition_penalty if options.repetition_penalty != 1.0 else None
+        self.logits_processors = make_logits_processors(repetition_penalty=penalty) + list(
+            logits_processors
+        )
         eos = sorted(tokenizer.eos_token_ids)
         vocab = model.args.vocab_size
         self._eos = frozenset(eos)
@@ -193,36 +170,30 @@ class StreamingTranslator:
         # One line per sentence: a line break ends the translation like EOS does
         # (an instruct model goes on with comments after one), and neither may
         # come while more source can arrive.
-        breaks = line_break_tokens(tokenizer, vocab) if one_line else frozenset()
+        breaks = line_break_tokens(tokenizer, vocab) if options.one_line else frozenset()
         self._ends = self._eos | breaks
         self._end_mask = _mask(vocab, self._ends)
         # When the model would end before the source sentence is read, read more
         # instead of forcing words out of it (masked, it writes junk or commentary).
-        self.read_on_end = read_on_end
+        self.read_on_end = options.read_on_end
         # A sentence-final mark before the source end is the model closing its
         # translation early too: it reads more instead of writing the mark.
         self._early_ends = self._ends
-        if read_on_sentence_end:
+        if options.read_on_sentence_end:
             self._early_ends = self._ends | sentence_end_tokens(tokenizer, vocab)
         # A model that has closed its sentence keeps wanting to end, and would read the
         # rest of the source without writing it. After this many such reads in a row
         # (0: no limit) it must go on writing instead: the ending tokens are masked.
-        if end_reads < 0:
-            raise JunoError(f"end_reads must be 0 (no limit) or more, got {end_reads}")
-        self.end_reads = end_reads
-        self._early_end_mask = _mask(vocab, self._early_ends) if end_reads else None
+        self.end_reads = options.end_reads
+        self._early_end_mask = _mask(vocab, self._early_ends) if self.end_reads else None
         # A token that would repeat an n-gram of this sentence's translation is
         # never written (a small model loops); digits, spaces and marks may repeat.
-        if no_repeat_ngram < 0 or no_repeat_ngram == 1:
-            raise JunoError(f"no_repeat_ngram must be 0 (off) or at least 2, got {no_repeat_ngram}")
-        self.no_repeat_ngram = no_repeat_ngram
-        self._wordy = word_tokens(tokenizer, vocab) if no_repeat_ngram else frozenset()
+        self.no_repeat_ngram = options.no_repeat_ngram
+        self._wordy = word_tokens(tokenizer, vocab) if self.no_repeat_ngram else frozenset()
         # Before the source end, a word is started only when the model is this sure
         # of its first token; otherwise one more source word is read first.
-        if not 0.0 <= min_confidence < 1.0:
-            raise JunoError(f"min_confidence must be in [0, 1), got {min_confidence}")
-        self._min_logprob = math.log(min_confidence) if min_confidence else None
-        self._spaced = space_tokens(tokenizer, vocab) if min_confidence else frozenset()
+        self._min_logprob = options.min_logprob
+        self._spaced = space_tokens(tokenizer, vocab) if options.min_confidence else frozenset()
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
@@ -232,8 +203,7 @@ class StreamingTranslator:
         self._encode_source(list(self.prompt.prefix))
         self.prefix_slots = self.cache.slots
 
-        self._sentences: deque[list[str]] = deque([[]])  # words of queued sentences
-        self._ended: deque[bool] = deque([False])
+        self._sentences: deque[Sentence] = deque([Sentence()])  # the open one, then queued
         self._logits: mx.array | None = None
         self._tokens: list[int] = []  # sampled target tokens of this sentence
         self._text = ""
@@ -241,23 +211,31 @@ class StreamingTranslator:
 
     # -- live input -----------------------------------------------------------
 
-    def feed(self, words: str | Iterable[str]) -> None:
-        """Queue source words (a string is split on whitespace)."""
-        new = words.split() if isinstance(words, str) else [w for w in words if w.strip()]
-        if not new:
+    def feed(self, words: str | Iterable[Any]) -> None:
+        """Queue source words: a string (split on whitespace), or words as strings or as
+        objects with a ``text`` (the caller's own, e.g. timed messages), which the
+        events give back in :attr:`Sentence.fed`.
+        """
+        items = words.split() if isinstance(words, str) else list(words)
+        texts = [(item if isinstance(item, str) else item.text).split() for item in items]
+        pieces = [(piece, item) for item, text in zip(items, texts, strict=True) for piece in text]
+        if not pieces:
             return
-        if self._ended[-1]:
-            self._sentences.append([])
-            self._ended.append(False)
-        self._sentences[-1].extend(new)
+        if self._sentences[-1].ended:
+            self._sentences.append(Sentence())
+        sentence = self._sentences[-1]
+        sentence.words += [piece for piece, _ in pieces]
+        sentence.fed += [item for _, item in pieces]
+        sentence.items += [item for item, text in zip(items, texts, strict=True) if text]
         if len(self._sentences) == 1:
-            self.policy.add_source(len(new))
+            self.policy.add_source(len(pieces))
 
     def end_sentence(self) -> None:
         """The words fed so far complete a sentence."""
-        if self._ended[-1] or not self._sentences[-1]:
+        sentence = self._sentences[-1]
+        if sentence.ended or not sentence.words:
             return
-        self._ended[-1] = True
+        sentence.ended = True
         if len(self._sentences) == 1:
             self.policy.end_source()
 
@@ -273,7 +251,7 @@ class StreamingTranslator:
     @property
     def pending_words(self) -> int:
         """Source words received but not yet translated (all queued sentences)."""
-        return sum(len(s) for s in self._sentences) - self.policy.read
+        return sum(len(s.words) for s in self._sentences) - self.policy.read
 
     # -- the decode loop ------------------------------------------------------
 
@@ -300,7 +278,7 @@ class StreamingTranslator:
 
     def _read(self) -> None:
         """Encode every source piece the policy asks for, in one chunk."""
-        policy, words = self.policy, self._sentences[0]
+        policy, words = self.policy, self._sentences[0].words
         tokens: list[int] = []
         action = policy.next_action()
         while action in (Action.READ, Action.READ_END):
@@ -366,6 +344,7 @@ class StreamingTranslator:
         word = self.policy.on_token(token, piece, eos)
         if word is not None:
             word = replace(word, text=self.tokenizer.decode(list(word.tokens)).strip())
+            self._sentences[0].target.append(word)
         done = self.policy.next_action() is Action.FINISH
         if done and not eos and (word is None or word.tokens[-1] != token):
             piece = ""  # the next word's first token, dropped at the word limit
@@ -377,6 +356,7 @@ class StreamingTranslator:
             sentence_done=done,
             source_words_read=self.policy.read,
             target_words=self.policy.written,
+            sentence=self._sentences[0],
         )
 
     def _take_back(self, unsure: bool) -> None:
@@ -404,11 +384,10 @@ class StreamingTranslator:
         """Return to the system-prompt prefix and start on the next queued sentence."""
         self.cache.truncate(self.prefix_slots)
         self._sentences.popleft()
-        self._ended.popleft()
         if not self._sentences:
-            self._sentences.append([])
-            self._ended.append(False)
-        self.policy.reset(available=len(self._sentences[0]), source_ended=self._ended[0])
+            self._sentences.append(Sentence())
+        first = self._sentences[0]
+        self.policy.reset(available=len(first.words), source_ended=first.ended)
         self._tokens, self._text, self._logits = [], "", None
 
     # -- model calls ----------------------------------------------------------

@@ -36,7 +36,8 @@ import mlx.nn as nn
 
 from juno.errors import JunoError
 from juno.models.loading import ADAPTER_CONFIG
-from juno.simul.engine import Phi, common_prefix_len, phi_gap
+from juno.simul.engine import common_prefix_len
+from juno.simul.options import Phi, phi_gap
 from juno.simul.policy import Action, WaitK
 from juno.simul.prompt import StreamPrompt, encode_word
 
