@@ -34,7 +34,6 @@ from rich.table import Table
 from juno.config import Config, add_flag
 from juno.errors import JunoError
 from juno.paths import flores_dev, flores_pairs
-from juno.simul.policy import join_words
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 PARTS = ("cost", "baseline", "speed", "quality", "memory")
@@ -313,30 +312,28 @@ def _runs(pairs: list[tuple[float, int]]) -> str:
 
 def _stream_sentences(translator, sources: list[str]) -> tuple[list[str], list[list[int]]]:
     """Each sentence given whole (read word by word by the policy) in one session."""
+    from juno.eval.score import whole_words
+
     hyps, delays = [], []
     for source in sources:
         translator.feed(source.split())
-        words = translator.finish()
-        hyps.append(join_words(words))
         # A word written in parts ("9:" "30") counts once, when its last part is written.
-        delays.append([w.delay for i, w in enumerate(words) if not _continued(words, i)])
+        groups = whole_words(words := translator.finish(), [w.attached for w in words])
+        hyps.append(" ".join("".join(w.text for w in group) for group in groups))
+        delays.append([group[-1].delay for group in groups])
     return hyps, delays
 
 
-def _continued(words, i: int) -> bool:
-    """Whether word ``i``'s text goes on in the next word (no space between them)."""
-    return i + 1 < len(words) and words[i + 1].attached
-
-
-def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: list[str]):
-    """Table cells (BLEU, chrF, AL, LAAL, words) and the BLEU signature."""
-    import sacrebleu
-
+def _score(
+    hyps: list[str], delays: list[list[int]], sources: list[str], refs: list[str], target: str
+):
+    """Table cells (BLEU, chrF, AL, LAAL, words) and the BLEU signature, scored as
+    ``juno eval`` scores (:func:`juno.eval.score.corpus_quality`)."""
     from juno.eval.metrics import average_lagging, corpus_mean, length_adaptive_average_lagging
+    from juno.eval.score import corpus_quality
 
-    bleu = sacrebleu.metrics.BLEU()
-    score = bleu.corpus_score(hyps, [refs]).score
-    chrf = sacrebleu.corpus_chrf(hyps, [refs]).score
+    quality = corpus_quality(hyps, refs, target)
+    score, chrf = quality.bleu, quality.chrf
     sizes = [
         (d, len(s.split()), len(r.split())) for d, s, r in zip(delays, sources, refs, strict=True)
     ]
@@ -344,7 +341,7 @@ def _score(hyps: list[str], delays: list[list[int]], sources: list[str], refs: l
     laal = corpus_mean([length_adaptive_average_lagging(d, n, r) for d, n, r in sizes])
     words = statistics.mean(len(h.split()) for h in hyps)
     cells = [f"{score:.1f}", f"{chrf:.1f}", f"{al:.2f}", f"{laal:.2f}", f"{words:.1f}"]
-    return cells, bleu.get_signature()
+    return cells, quality.bleu_signature
 
 
 Setting = tuple[str, int | str, int]  # policy, phi, k
@@ -416,7 +413,7 @@ def part_quality(
             ocfg = _with(cfg, examples=n)
             hyps = [_offline(model, tokenizer, ocfg, s, tgt).text for s in sources]
             delays = [[len(s.split())] * len(h.split()) for s, h in zip(sources, hyps, strict=True)]
-            cells, signature = _score(hyps, delays, sources, refs)
+            cells, signature = _score(hyps, delays, sources, refs, tgt)
             offline[n] = float(cells[0])
             save(pair, f"offline/{n}", hyps, delays)
             table.add_row(f"offline, {n} examples", *cells, "")
@@ -429,7 +426,7 @@ def part_quality(
                 model, tokenizer, cfg, tgt, cache=cache, wait_k=k, phi=phi, **keys
             )
             hyps, delays = _stream_sentences(translator, sources)
-            cells, signature = _score(hyps, delays, sources, refs)
+            cells, signature = _score(hyps, delays, sources, refs, tgt)
             ratio = f"{float(cells[0]) / base:.2f}" if base else "-"
             label = f"wait-{k} phi={phi} {policy}"
             save(pair, f"{policy}/{phi}/{k}", hyps, delays)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from juno.errors import JunoError
 from juno.eval.metrics import average_lagging, length_adaptive_average_lagging
@@ -64,6 +65,19 @@ def corpus_quality(hyps: Sequence[str], refs: Sequence[str], target: str) -> Qua
     b = bleu.corpus_score(list(hyps), [list(refs)]).score
     c = chrf.corpus_score(list(hyps), [list(refs)]).score
     return Quality(b, c, str(bleu.get_signature()), str(chrf.get_signature()))
+
+
+def whole_words(parts: Sequence[Any], attached: Sequence[bool]) -> list[list[Any]]:
+    """The translator's words grouped into whole words: a part that attaches to the one
+    before it ("9:" then "30") joins its group. Scored text and delays come from the
+    groups: the text joined without a space, the delay of the last part."""
+    groups: list[list[Any]] = []
+    for part, joins in zip(parts, attached, strict=True):
+        if joins and groups:
+            groups[-1].append(part)
+        else:
+            groups.append([part])
+    return groups
 
 
 def corpus_wer(refs: Sequence[str], hyps: Sequence[str]) -> float:

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from juno.eval.score import whole_words
+
 
 class Translator(Protocol):
     """What the timeline needs of juno.simul.engine.StreamingTranslator."""
@@ -67,7 +69,8 @@ def translate_timeline(
     """Run the translator over the arrivals; the stream ends (last sentence closed) at end_s."""
     stats = stats if stats is not None else TimelineStats()
     pending = deque(sorted(arrivals, key=lambda a: a.time_s))
-    written: list[Written] = []
+    parts: list[Written] = []  # the translator's words, a word written in parts apart
+    attached: list[bool] = []
     now = 0.0
     ended = False
 
@@ -94,14 +97,15 @@ def translate_timeline(
                 now += spent
             if event is None:
                 break
-            if event.word is not None and event.word.attached and written:
-                # The rest of the previous word ("9:" then "30"): one word, complete now.
-                prev = written[-1]
-                written[-1] = Written(prev.text + event.word.text, now, event.word.delay)
-            elif event.word is not None:
-                written.append(Written(event.word.text, now, event.word.delay))
+            if event.word is not None:
+                parts.append(Written(event.word.text, now, event.word.delay))
+                attached.append(event.word.attached)
             take(now)
         if ended:
             # Everything was fed and the last sentence closed: it is translated to the end.
-            return written
+            # A word written in parts ("9:" then "30") is one word, complete at its last.
+            return [
+                Written("".join(p.text for p in group), group[-1].time_s, group[-1].source_words)
+                for group in whole_words(parts, attached)
+            ]
         now = max(now, pending[0].time_s if pending else end_s)
