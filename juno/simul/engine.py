@@ -27,6 +27,7 @@ from juno.simul.examples import examples_for
 from juno.simul.options import TranslateOptions, phi_gap
 from juno.simul.policy import Action, TargetWord, WaitK, join_words, repeated_ngram_bans
 from juno.simul.prompt import StreamPrompt, encode_word
+from juno.simul.speculative import Drafter, DraftLength, DraftStats
 from juno.simul.support import check_supported
 
 
@@ -133,12 +134,16 @@ class StreamingTranslator:
         examples: Sequence[tuple[str, str]] | None = None,
         logits_processors: Sequence[Callable[[mx.array, mx.array], mx.array]] = (),
         cache: Callable[[int], Any] = DualStreamCache,
+        drafter: Drafter | None = None,
+        draft_length: DraftLength | None = None,
     ) -> None:
         """``options``: the writer's settings (default: the product's).
 
         ``examples``: example turns to show instead of the options' built-in ones;
         ``logits_processors`` run (mlx-lm's signature) before the writer's rules, after
-        the options' repetition penalty.
+        the options' repetition penalty. ``drafter`` proposes tokens that each feed
+        verifies in the same forward (see :mod:`juno.simul.speculative`); the words
+        are the same with it or without.
         """
         from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
@@ -202,6 +207,19 @@ class StreamingTranslator:
         self.cache = cache(num_layers)
         self._encode_source(list(self.prompt.prefix))
         self.prefix_slots = self.cache.slots
+
+        # Speculative writing: drafted tokens wait in the cache after the last fed token,
+        # with the logits after each, until sampling agrees with them or not.
+        self.drafter = drafter
+        self.draft_length = draft_length or DraftLength()
+        self.draft_stats = DraftStats()
+        self._target_ids: list[int] = []  # the target stream in the cache, drafts included
+        self._pending: list[int] = []  # drafted tokens not yet sampled
+        self._rows: list[mx.array] = []  # the logits after each of them
+        self._round = (0, 0)  # this round's drafts: proposed, accepted
+        self._new_word = space_tokens(tokenizer, vocab) if drafter is not None else frozenset()
+        if drafter is not None:
+            drafter.on_prefix(self.prompt.prefix)
 
         self._sentences: deque[Sentence] = deque([Sentence()])  # the open one, then queued
         self._logits: mx.array | None = None
@@ -267,7 +285,7 @@ class StreamingTranslator:
             elif action is Action.START:
                 self._start()
             elif action is Action.FEED:
-                self._target_forward([policy.held])
+                self._feed(policy.held)
                 policy.on_fed()
             elif action is Action.SAMPLE:
                 event = self._sample()
@@ -289,6 +307,9 @@ class StreamingTranslator:
                 tokens += self.prompt.footer
                 policy.on_read_end()
             action = policy.next_action()
+        self._drop_drafts()  # target tokens after this read must see it
+        if self.drafter is not None:
+            self.drafter.on_source(tokens, self._target_ids)
         start = time.perf_counter()
         self._encode_source(tokens)
         self.stats.add_source(len(tokens), time.perf_counter() - start)
@@ -298,6 +319,8 @@ class StreamingTranslator:
         gap = phi_gap(self.phi)
         phi = self.phi if gap is None else self.cache.source_len + gap
         self.cache.set_phi(phi)
+        if self.drafter is not None:
+            self.drafter.on_start(phi)
         start = time.perf_counter()
         self._target_forward(list(self.prompt.header), timed=False)
         # The header is prompt work (as in mlx-lm's accounting), not decoding.
@@ -366,7 +389,9 @@ class StreamingTranslator:
         otherwise it wanted to end early (one word of lag added).
         """
         last = self._tokens[-1] if self._tokens else self.prompt.header[-1]
+        self._drop_drafts()
         self.cache.rollback(1)
+        self._target_ids.pop()
         if unsure:
             self.policy.on_unsure(last)
         else:
@@ -382,7 +407,11 @@ class StreamingTranslator:
 
     def _next_sentence(self) -> None:
         """Return to the system-prompt prefix and start on the next queued sentence."""
+        self._end_round()
         self.cache.truncate(self.prefix_slots)
+        self._target_ids, self._pending, self._rows = [], [], []
+        if self.drafter is not None:
+            self.drafter.on_sentence_end()
         self._sentences.popleft()
         if not self._sentences:
             self._sentences.append(Sentence())
@@ -398,15 +427,81 @@ class StreamingTranslator:
         self.cache.commit(len(tokens))
         mx.eval(self.cache.arrays())
 
-    def _target_forward(self, tokens: list[int], timed: bool = True) -> None:
+    def _target_forward(self, tokens: list[int], timed: bool = True, drafted: int = 0) -> None:
+        """Encode ``tokens`` on the target stream; the last ``drafted`` are drafts."""
         start = time.perf_counter()
         self.cache.use(Stream.TARGET)
         logits = self.model(mx.array([tokens]), cache=self.cache.layers)
         self.cache.commit(len(tokens))
-        self._logits = logits[:, -1, :]
-        mx.eval(self._logits)
+        self._target_ids += tokens
+        if drafted:
+            rows = logits[:, len(tokens) - drafted - 1 :, :]
+            mx.eval(rows)
+            self._logits = rows[:, 0, :]
+            self._rows = [rows[:, i, :] for i in range(1, drafted + 1)]
+            self._pending = tokens[len(tokens) - drafted :]
+        else:
+            self._logits = logits[:, -1, :]
+            mx.eval(self._logits)
+        spent = time.perf_counter() - start
+        if drafted:
+            self.draft_stats.verify_s += spent
         if timed:
-            self.stats.add_target(len(tokens), time.perf_counter() - start)
+            self.stats.add_target(len(tokens), spent)
+
+    # -- speculative writing (see juno.simul.speculative) --------------------
+
+    def _feed(self, token: int) -> None:
+        """Encode the token the policy holds, and verify new drafts in the same forward."""
+        if self._pending and self._pending[0] == token:
+            # Drafted, verified, and now sampled: already in the cache with its logits.
+            self._pending.pop(0)
+            self._logits = self._rows.pop(0)
+            proposed, accepted = self._round
+            self._round = (proposed, accepted + 1)
+            self.draft_stats.accepted += 1
+            if not self._pending:
+                self._end_round()
+            return
+        self._drop_drafts()
+        drafts: list[int] = []
+        if self.drafter is not None:
+            start = time.perf_counter()
+            target = [*self._target_ids, token]
+            drafts = self._within_policy(self.drafter.propose(target, self.draft_length.n))
+            self.draft_stats.draft_s += time.perf_counter() - start
+        if drafts:
+            self._round = (len(drafts), 0)
+            self.draft_stats.rounds += 1
+            self.draft_stats.proposed += len(drafts)
+            self._target_forward([token, *drafts], drafted=len(drafts))
+        else:
+            self._target_forward([token])
+
+    def _within_policy(self, drafts: list[int]) -> list[int]:
+        """The drafts up to the start of a word the policy does not allow yet."""
+        p = self.policy
+        if p.end_read or p.read >= p.k + p.extra + p.written + 1:
+            return drafts
+        for i, token in enumerate(drafts):
+            if token in self._new_word:
+                return drafts[:i]
+        return drafts
+
+    def _drop_drafts(self) -> None:
+        """Roll the drafts not (yet) sampled out of the cache."""
+        if self._pending:
+            self.cache.rollback(len(self._pending))
+            del self._target_ids[-len(self._pending) :]
+            self._pending, self._rows = [], []
+        self._end_round()
+
+    def _end_round(self) -> None:
+        proposed, accepted = self._round
+        if proposed:
+            self.draft_length.update(proposed, accepted)
+            self.draft_stats.accepted_lengths.append(accepted)
+        self._round = (0, 0)
 
 
 @dataclass
