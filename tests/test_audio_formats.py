@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from pipeline import JUNO, make_tiny_llm, session_folder, tiny_args
+from pipeline import JUNO, session_folder, tiny_args
 
 from juno.audio import SAMPLE_RATE_HZ, check_audio_file, load_audio, resample
 from juno.cli import main
@@ -165,11 +165,7 @@ def test_juno_transcribe_reads_a_recording(recordings, capsys, whisper_base_path
     assert _word_errors(QUOTE, " ".join(words)) <= 1, words
 
 
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory, llm_05b_path) -> Path:
-    return make_tiny_llm(tmp_path_factory.mktemp("models") / "tiny-qwen2", llm_05b_path)
-
-
+@pytest.mark.real_weights
 @pytest.mark.parametrize("ext", CODECS)
 def test_juno_run_replays_a_recording(recordings, tmp_path, whisper_tiny_en_path, tiny_llm, ext):
     sessions = tmp_path / "sessions"

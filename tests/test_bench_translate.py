@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from pipeline import make_tiny_llm
 
 from juno.cli import main
 from juno.paths import flores_dev
@@ -29,11 +27,6 @@ def test_bad_quality_options_fail_before_the_model_loads(options, message, tmp_p
     assert main([*args, *options]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory, llm_05b_path) -> Path:
-    return make_tiny_llm(tmp_path_factory.mktemp("models") / "tiny-qwen2", llm_05b_path)
 
 
 def test_hyps_file_holds_every_row(tiny_llm, tmp_path):

@@ -11,7 +11,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from pipeline import make_tiny_llm
 
 from juno.cli import main
 from juno.eval import report as report_mod
@@ -178,11 +177,6 @@ def test_ctrl_c_keeps_the_items_done(tmp_path, monkeypatch, capsys):
     assert rep["status"] == {"items_done": 2, "items_total": 5, "interrupted": True}
     assert "2 of 5 items (interrupted)" in (out / "report.md").read_text()
     assert (out / "quality-latency.png").exists()
-
-
-@pytest.fixture(scope="module")
-def tiny_llm(tmp_path_factory, llm_05b_path) -> Path:
-    return make_tiny_llm(tmp_path_factory.mktemp("models") / "tiny-qwen2", llm_05b_path)
 
 
 def test_text_items_through_the_real_evaluator(tmp_path, tiny_llm):
