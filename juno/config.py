@@ -119,6 +119,12 @@ class TranslateConfig:
     top_p: float = 1.0
     # Repetition penalty; 1.0 disables it.
     repetition_penalty: float = 1.0
+    # Speculative writing: "off", "lookup" (prompt lookup), "model:SPEC" (a small model with
+    # the same tokenizer) or "lookup+model:SPEC"; the words are the same.
+    draft: str = "off"
+    # Fewest and most tokens drafted at a time (the length adapts to acceptance).
+    draft_tokens_min: int = 1
+    draft_tokens_max: int = 4
     # System prompt template; {source} and {target} become language names.
     system_prompt: str = (
         "Translate the following {source} text into {target}. Output only the translation."
@@ -131,6 +137,12 @@ class DisplayConfig:
     mode: Literal["auto", "live", "plain"] = "auto"
     # Folder under which each session writes its files.
     sessions_dir: str = "sessions"
+    # Also serve the room page (live transcript and translation) over HTTP.
+    web: bool = False
+    # Host the room page listens on; anything but loopback needs the session's token.
+    web_host: str = "127.0.0.1"
+    # Port of the room page.
+    web_port: int = 8765
 
 
 @dataclass(frozen=True)

@@ -98,12 +98,15 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
     from juno.models.loading import load_llm
     from juno.simul.engine import StreamingTranslator
     from juno.simul.options import TranslateOptions
+    from juno.simul.speculative import load_drafter
 
     # Sockets first: a taken port fails before the model loads.
     words = bus.socket(ctx, zmq.PULL, bind=args.words)
     target = bus.socket(ctx, zmq.XPUB, bind=args.target)
     model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
-    translator = StreamingTranslator(model, tokenizer, TranslateOptions.from_config(cfg))
+    options = TranslateOptions.from_config(cfg)
+    drafter = load_drafter(options, cfg, tokenizer)
+    translator = StreamingTranslator(model, tokenizer, options, drafter=drafter)
     link = _Link(translator, words, target)
     bus.wait_subscribers(link.target, args.subscribers, 60, "translations")
     control.ready(llm=path.name, wait_k=translator.policy.k)

@@ -36,7 +36,7 @@ from juno.errors import JunoError
 from juno.paths import flores_dev, flores_pairs
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
-PARTS = ("cost", "baseline", "speed", "quality", "memory")
+PARTS = ("cost", "baseline", "speed", "quality", "memory", "speculative")
 
 
 def _policy(
@@ -126,6 +126,23 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline-sentences", type=int, default=1, help="baseline: 30+-word ones")
     p.add_argument("--memory-sentences", type=int, default=200, help="memory: session length")
     p.add_argument("--memory-words", type=int, default=4, help="memory: words kept per sentence")
+    p.add_argument(
+        "--draft-model",
+        default="qwen2.5-coder-0.5b-instruct",
+        help="speculative: the small model that drafts (and is measured alone)",
+    )
+    p.add_argument("--spec-sentences", type=int, default=30, help="speculative: FLORES sentences")
+    p.add_argument(
+        "--spec-start", type=int, default=100, help="speculative: first FLORES dev line (0-based)"
+    )
+    p.add_argument("--spec-ks", default="3,5", help="speculative: wait-k values")
+    p.add_argument(
+        "--mac-cost-ratio",
+        type=float,
+        default=0.08,
+        help="speculative: draft/verify cost per token assumed for the Mac projection "
+        "(0.5B drafting for a 7B-4bit writer)",
+    )
 
 
 def _with(cfg: Config, **translate: Any) -> Config:
@@ -138,13 +155,15 @@ def _translator(model, tokenizer, cfg: Config, target: str, cache=None, **change
     ``changes`` (option fields); ``cache`` replaces the dual-stream cache."""
     from juno.simul.engine import StreamingTranslator
     from juno.simul.options import TranslateOptions
+    from juno.simul.speculative import load_drafter
 
     options = dataclasses.replace(
         TranslateOptions.from_config(cfg), source_language="en", target_language=target, **changes
     )
+    drafter = load_drafter(options, cfg, tokenizer)
     if cache is None:
-        return StreamingTranslator(model, tokenizer, options)
-    return StreamingTranslator(model, tokenizer, options, cache=cache)
+        return StreamingTranslator(model, tokenizer, options, drafter=drafter)
+    return StreamingTranslator(model, tokenizer, options, cache=cache, drafter=drafter)
 
 
 def _offline(model, tokenizer, cfg: Config, text: str, target: str, max_tokens: int | None = None):
@@ -476,6 +495,123 @@ def part_memory(model, tokenizer, cfg: Config, k: int, n: int, n_words: int) -> 
         )
 
 
+# -- (f) speculative writing ------------------------------------------------------------
+
+
+def _projected_speedup(acceptance: float, n: float, cost_ratio: float) -> float:
+    """Tokens per round over the round's cost, in writer-token forwards: drafts of length
+    ``n`` accepted each with ``acceptance`` (the usual geometric model), a verify forward
+    costing one token's (memory-bound decoding), each draft token ``cost_ratio`` of one."""
+    a = min(acceptance, 0.999)
+    tokens = (1 - a ** (n + 1)) / (1 - a)
+    return tokens / (1 + n * cost_ratio)
+
+
+def part_speculative(model, tokenizer, cfg: Config, args: argparse.Namespace, pairs) -> None:
+    """The writer alone, with each draft kind, and the draft model alone: per-word compute,
+    quality and acceptance, side by side; the texts with and without drafts must agree."""
+    from juno.models.loading import load_llm
+    from juno.simul.speculative import CombinedDrafter, LookupDrafter, ModelDrafter
+
+    small, small_tokenizer, small_path = load_llm(args.draft_model, cfg)
+    if small_tokenizer.get_vocab() != tokenizer.get_vocab():
+        raise JunoError(f"--draft-model {small_path.name} has another tokenizer than the writer's")
+    drafters = {
+        "alone": lambda: None,
+        "lookup": LookupDrafter,
+        "model": lambda: ModelDrafter(small),
+        "lookup+model": lambda: CombinedDrafter(LookupDrafter(), ModelDrafter(small)),
+    }
+    ks = [int(k) for k in args.spec_ks.split(",") if k.strip()]
+    n = args.spec_sentences
+    sources = flores_dev("en")[args.spec_start : args.spec_start + n]
+    from juno.simul.engine import StreamingTranslator
+    from juno.simul.options import TranslateOptions
+
+    def options(target: str, k: int) -> TranslateOptions:
+        return dataclasses.replace(
+            TranslateOptions.from_config(cfg),
+            source_language="en",
+            target_language=target,
+            wait_k=k,
+            draft="off",
+        )
+
+    def timed_stream(translator):
+        start = time.perf_counter()
+        hyps, delays = _stream_sentences(translator, sources)
+        words = sum(len(d) for d in delays)
+        return hyps, delays, (time.perf_counter() - start) / max(1, words)
+
+    mac_lines = []
+    for src, tgt in pairs:
+        refs = flores_dev(tgt)[args.spec_start : args.spec_start + n]
+        offline = [_offline(model, tokenizer, cfg, s, tgt).text for s in sources]
+        ceiling = corpus_quality_cells(offline, refs, tgt)
+        for k in ks:
+            table = _table(
+                f"(f) speculative writing, {src}->{tgt}, wait-{k}, FLORES dev lines "
+                f"{args.spec_start + 1}-{args.spec_start + len(sources)}, greedy "
+                f"(offline ceiling BLEU {ceiling[0]}, chrF {ceiling[1]})",
+                ["writer", "ms / word", "speed-up", "BLEU", "chrF", "LAAL", "BLEU / offline",
+                 "acceptance", "mean accepted", "draft s", "verify s", "same text"],
+            )  # fmt: skip
+            base_hyps, base_ms = None, None
+            for name, make in drafters.items():
+                t = StreamingTranslator(model, tokenizer, options(tgt, k), drafter=make())
+                hyps, delays, per_word = timed_stream(t)
+                cells, _ = _score(hyps, delays, sources, refs, tgt)
+                if base_hyps is None:
+                    base_hyps, base_ms = hyps, per_word
+                st = t.draft_stats
+                ratio = f"{float(cells[0]) / float(ceiling[0]):.2f}" if float(ceiling[0]) else "-"
+                table.add_row(
+                    f"{Path(str(cfg.translate.model)).name} {name}",
+                    f"{1000 * per_word:.0f}",
+                    f"{base_ms / per_word:.2f}x",
+                    cells[0], cells[1], cells[3], ratio,
+                    f"{st.acceptance:.2f}" if st.proposed else "-",
+                    f"{st.mean_accepted:.2f}" if st.proposed else "-",
+                    f"{st.draft_s:.1f}", f"{st.verify_s:.1f}",
+                    _same(hyps, base_hyps),
+                )  # fmt: skip
+                console.print(
+                    f"  {tgt} wait-{k} {name}: {1000 * per_word:.0f} ms/word", style="dim"
+                )
+                if st.proposed:
+                    length = st.proposed / max(1, st.rounds)
+                    gain = _projected_speedup(st.acceptance, length, args.mac_cost_ratio)
+                    mac_lines.append(
+                        f"{tgt} wait-{k} {name}: acceptance {st.acceptance:.2f} at mean draft "
+                        f"length {length:.2f} -> projected {gain:.2f}x"
+                    )
+            t = StreamingTranslator(small, small_tokenizer, options(tgt, k))
+            hyps, delays, per_word = timed_stream(t)
+            cells, _ = _score(hyps, delays, sources, refs, tgt)
+            table.add_row(
+                f"{small_path.name} alone", f"{1000 * per_word:.0f}",
+                f"{base_ms / per_word:.2f}x", cells[0], cells[1], cells[3], "-", "-", "-", "-",
+                "-", "-",
+            )  # fmt: skip
+            console.print(table, width=200)  # a wide table: not cut to 80 columns
+    console.print(
+        f"Projected for a Mac pair (draft/verify cost per token {args.mac_cost_ratio}, a verify "
+        "forward costing one token's): " + ("; ".join(mac_lines) or "no drafts")
+    )
+
+
+def _same(hyps: list[str], base: list[str]) -> str:
+    differ = sum(a != b for a, b in zip(hyps, base, strict=True))
+    return "yes" if not differ else f"NO ({differ} differ)"
+
+
+def corpus_quality_cells(hyps: list[str], refs: list[str], target: str) -> list[str]:
+    from juno.eval.score import corpus_quality
+
+    q = corpus_quality(hyps, refs, target)
+    return [f"{q.bleu:.1f}", f"{q.chrf:.1f}"]
+
+
 def run(args: argparse.Namespace, cfg: Config) -> int:
     import mlx.core as mx
 
@@ -507,6 +643,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         part_speed(model, tokenizer, cfg)
     if "quality" in parts:
         part_quality(model, tokenizer, cfg, args, settings, pairs)
+    if "speculative" in parts:
+        part_speculative(model, tokenizer, cfg, args, flores_pairs(args.pairs))
     if "memory" in parts:
         part_memory(
             model, tokenizer, cfg, cfg.translate.wait_k, args.memory_sentences, args.memory_words

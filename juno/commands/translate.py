@@ -65,12 +65,15 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.models.loading import load_llm
     from juno.simul.engine import StreamingTranslator
     from juno.simul.options import TranslateOptions
+    from juno.simul.speculative import load_drafter
 
     if args.words_per_second < 0:
         raise JunoError("--words-per-second must not be negative")
     tc = cfg.translate
     model, tokenizer, _ = load_llm(tc.model, cfg, tc.adapter)
-    translator = StreamingTranslator(model, tokenizer, TranslateOptions.from_config(cfg))
+    options = TranslateOptions.from_config(cfg)
+    drafter = load_drafter(options, cfg, tokenizer)
+    translator = StreamingTranslator(model, tokenizer, options, drafter=drafter)
     out = _Printer(args.show_delays)
     pace = 1.0 / args.words_per_second if args.words_per_second else 0.0
     next_at = time.monotonic()

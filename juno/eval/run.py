@@ -110,6 +110,7 @@ class Evaluator:
         if key not in self._translators:
             from juno.simul.engine import StreamingTranslator
             from juno.simul.options import TranslateOptions
+            from juno.simul.speculative import load_drafter
 
             options = replace(
                 TranslateOptions.from_config(self.cfg),
@@ -117,7 +118,10 @@ class Evaluator:
                 target_language=target,
                 wait_k=k,
             )
-            self._translators[key] = StreamingTranslator(self.llm, self.tokenizer, options)
+            drafter = load_drafter(options, self.cfg, self.tokenizer)
+            self._translators[key] = StreamingTranslator(
+                self.llm, self.tokenizer, options, drafter=drafter
+            )
         return self._translators[key]
 
     # -- one item ---------------------------------------------------------------

@@ -22,12 +22,13 @@ from typing import Any
 
 import mlx.core as mx
 
+from juno.errors import JunoError
 from juno.simul.cache import DualStreamCache, Stream
 from juno.simul.examples import examples_for
-from juno.simul.options import TranslateOptions, phi_gap
+from juno.simul.options import TranslateOptions, parse_draft, phi_gap
 from juno.simul.policy import Action, TargetWord, WaitK, join_words, repeated_ngram_bans
 from juno.simul.prompt import StreamPrompt, encode_word
-from juno.simul.speculative import Drafter, DraftLength, DraftStats
+from juno.simul.speculative import Drafter, DraftLength, DraftStats, make_drafter
 from juno.simul.support import check_supported
 
 
@@ -210,8 +211,18 @@ class StreamingTranslator:
 
         # Speculative writing: drafted tokens wait in the cache after the last fed token,
         # with the logits after each, until sampling agrees with them or not.
+        if drafter is None and options.draft != "off":
+            lookup, spec = parse_draft(options.draft)
+            if spec is not None:
+                raise JunoError(
+                    f"draft {options.draft!r} needs its model: pass "
+                    "drafter=juno.simul.speculative.load_drafter(options, cfg, tokenizer)"
+                )
+            drafter = make_drafter(lookup, None)
         self.drafter = drafter
-        self.draft_length = draft_length or DraftLength()
+        self.draft_length = draft_length or DraftLength(
+            options.draft_tokens_min, options.draft_tokens_max, options.draft_tokens_min
+        )
         self.draft_stats = DraftStats()
         self._target_ids: list[int] = []  # the target stream in the cache, drafts included
         self._pending: list[int] = []  # drafted tokens not yet sampled

@@ -58,6 +58,27 @@ def phi_gap(phi: Phi) -> int | None:
     return int(phi.removeprefix("source").removeprefix("+") or 0)
 
 
+def parse_draft(spec: str) -> tuple[bool, str | None]:
+    """``translate.draft``: ``off``, ``lookup``, ``model:SPEC`` or ``lookup+model:SPEC``.
+
+    Returns (lookup on, the draft model's spec or None).
+    """
+    text = spec.strip()
+    if text in ("", "off"):
+        return False, None
+    lookup, model = False, None
+    for part in text.split("+", 1) if text.startswith("lookup+") else [text]:
+        if part == "lookup":
+            lookup = True
+        elif part.startswith("model:") and part.removeprefix("model:").strip():
+            model = part.removeprefix("model:").strip()
+        else:
+            raise JunoError(
+                f"draft must be 'off', 'lookup', 'model:SPEC' or 'lookup+model:SPEC', got {spec!r}"
+            )
+    return lookup, model
+
+
 @dataclass(frozen=True)
 class TranslateOptions:
     """The writer's settings; the defaults are the product's (those of ``config.yaml``)."""
@@ -91,6 +112,11 @@ class TranslateOptions:
     temp: float = 0.0
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    # Speculative writing (see juno.simul.speculative): "off", "lookup", "model:SPEC" or
+    # "lookup+model:SPEC", and the bounds of the draft length.
+    draft: str = "off"
+    draft_tokens_min: int = 1
+    draft_tokens_max: int = 4
     # System prompt template; {source} and {target} become language names.
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
@@ -131,6 +157,12 @@ class TranslateOptions:
         for ok, message in checks:
             if not ok:
                 raise JunoError(message)
+        parse_draft(self.draft)
+        if not 1 <= self.draft_tokens_min <= self.draft_tokens_max:
+            raise JunoError(
+                "draft lengths need 1 <= draft_tokens_min <= draft_tokens_max, got "
+                f"{self.draft_tokens_min} and {self.draft_tokens_max}"
+            )
         try:
             self.system_prompt.format(source="", target="")
         except (KeyError, IndexError, ValueError):

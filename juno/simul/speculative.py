@@ -29,6 +29,7 @@ import mlx.core as mx
 
 from juno.errors import JunoError
 from juno.simul.cache import DualStreamCache, Stream
+from juno.simul.options import parse_draft  # noqa: F401 (part of this module's API)
 from juno.simul.support import check_supported
 
 
@@ -238,25 +239,25 @@ class CombinedDrafter:
         return []
 
 
-def parse_draft(spec: str) -> tuple[bool, str | None]:
-    """``translate.draft``: ``off``, ``lookup``, ``model:SPEC`` or ``lookup+model:SPEC``.
+def load_drafter(options: Any, cfg: Any, tokenizer: Any) -> Drafter | None:
+    """The drafter ``options.draft`` names, its model loaded (``cfg`` for the models folder).
 
-    Returns (lookup on, the draft model's spec or None).
+    A draft model must share the writer's tokenizer: its tokens are the writer's.
     """
-    text = spec.strip()
-    if text in ("", "off"):
-        return False, None
-    lookup, model = False, None
-    for part in text.split("+", 1) if text.startswith("lookup+") else [text]:
-        if part == "lookup":
-            lookup = True
-        elif part.startswith("model:") and part.removeprefix("model:").strip():
-            model = part.removeprefix("model:").strip()
-        else:
-            raise JunoError(
-                f"draft must be 'off', 'lookup', 'model:SPEC' or 'lookup+model:SPEC', got {spec!r}"
-            )
-    return lookup, model
+    lookup, spec = parse_draft(options.draft)
+    model = None
+    if spec is not None:
+        if spec not in _loaded:  # one copy of the weights for every translator
+            from juno.models.loading import load_llm
+
+            _loaded[spec] = load_llm(spec, cfg)
+        model, draft_tokenizer, path = _loaded[spec]
+        if draft_tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise JunoError(f"draft model {path.name} has another tokenizer than the writer's")
+    return make_drafter(lookup, model)
+
+
+_loaded: dict[str, tuple[Any, Any, Any]] = {}
 
 
 def make_drafter(lookup: bool, draft_model: Any | None) -> Drafter | None:
