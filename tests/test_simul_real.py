@@ -119,3 +119,22 @@ def test_the_default_policy_streams_one_line_in_the_target_language(llm, target)
     assert not ENGLISH_ONLY.intersection(tokens), text
     trigrams = [tuple(tokens[i : i + 3]) for i in range(len(tokens) - 2)]
     assert len(trigrams) == len(set(trigrams)), text
+
+
+def test_the_15b_writes_the_same_words_with_drafts(llm_15b_path, llm_05b_path):
+    """Speculative writing with the 0.5B and prompt lookup drafting for the 1.5B: the same
+    words as the 1.5B alone, with drafts accepted."""
+    from juno.simul.speculative import CombinedDrafter, LookupDrafter, ModelDrafter
+
+    writer, tokenizer = load(str(llm_15b_path))
+    writer.set_dtype(mx.float32)
+    small, _ = load(str(llm_05b_path))
+    small.set_dtype(mx.float32)
+    source = "The meeting starts at 9:30 in room 12, and Anna Schmidt will chair it."
+    written = []
+    for drafter in (None, CombinedDrafter(LookupDrafter(), ModelDrafter(small))):
+        translator = StreamingTranslator(writer, tokenizer, TranslateOptions(), drafter=drafter)
+        translator.feed(source)
+        written.append([(w.text, w.delay) for w in translator.finish()])
+    assert written[0] == written[1] and len(written[0]) >= 8
+    assert translator.draft_stats.accepted > 0
