@@ -211,3 +211,18 @@ def test_text_items_through_the_real_evaluator(tmp_path, tiny_llm):
         if run["setting"] == "wait-2" and run["delays"]:
             assert run["delays"][0] >= 2
     _png_size(out / "quality-latency.png")
+
+
+def test_draft_acceptance_is_reported_where_drafts_ran():
+    a, b = speech_record("a"), speech_record("b")
+    a["mt"][2].update(drafted=10, accepted=6)  # wait-3 unaware, with drafts
+    b["mt"][2].update(drafted=10, accepted=2)
+    rep = report_mod.build([a, b], {}, 2, False)
+    rows = {(r["setting"], r["mode"]): r for r in rep["translation"]}
+    assert rows[("wait-3", "unaware")]["draft_acceptance"] == 0.4
+    assert rows[("wait-1", "unaware")]["draft_acceptance"] is None
+    text = report_mod.markdown(rep)
+    assert "draft acceptance" in text and "| 0.40 |" in text
+    assert "draft acceptance" not in report_mod.markdown(
+        report_mod.build([speech_record("c")], {}, 1, False)
+    )

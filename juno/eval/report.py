@@ -59,6 +59,7 @@ def transcription_rows(records: list[dict]) -> list[dict]:
                 "wer": _num(corpus_wer(refs, [run["text"] for _, run in pairs])),
                 "rtf": compute_s / audio_s if audio_s else None,
                 "peak_gb": max(run["peak_bytes"] for _, run in pairs) / GB,
+                "draft_acceptance": _acceptance(run for _, run in pairs),
             }
         )
     rows.sort(key=lambda r: (r["lang"], r["setting"] != "offline", MODE_ORDER.get(r["mode"], 9)))
@@ -99,6 +100,7 @@ def translation_rows(records: list[dict]) -> tuple[list[dict], dict[str, dict[st
                 "compute_s_per_item": compute_s / len(pairs),
                 "rtf": compute_s / audio_s if kind == "speech" and audio_s else None,
                 "peak_gb": max(run["peak_bytes"] for _, run in pairs) / GB,
+                "draft_acceptance": _acceptance(run for _, run in pairs),
             }
         )
     rows.sort(
@@ -112,6 +114,13 @@ def translation_rows(records: list[dict]) -> tuple[list[dict], dict[str, dict[st
     )
     _add_ceilings(rows)
     return rows, signatures
+
+
+def _acceptance(runs) -> float | None:
+    """Drafted tokens the writer kept (speculative writing), None without drafts."""
+    runs = list(runs)
+    drafted = sum(run.get("drafted", 0) for run in runs)
+    return sum(run.get("accepted", 0) for run in runs) / drafted if drafted else None
 
 
 def _nan(x: float | None) -> float:
@@ -200,6 +209,8 @@ def markdown(report: dict) -> str:
         lines += ["", f"## Translation, {kind} {source}→{target} (AL, LAAL in {unit})", ""]
         head = ["setting", "mode", "items", "BLEU", "chrF", f"AL {unit}", f"LAAL {unit}", first]
         head += ["RTF" if kind == "speech" else "compute s/item", "peak GB", "empty"]
+        drafted = any(r.get("draft_acceptance") is not None for r in rows_)
+        head += ["draft acceptance"] if drafted else []
         table = []
         for r in rows_:
             digits = 0 if unit == "ms" else 2
@@ -218,6 +229,7 @@ def markdown(report: dict) -> str:
                     _cell(r["peak_gb"], 2),
                     str(r["empty"]),
                 ]
+                + ([_cell(r.get("draft_acceptance"), 2)] if drafted else [])
             )
         lines += _table(head, table)
     for target, sig in report["signatures"].items():

@@ -161,11 +161,13 @@ class Evaluator:
                     translator = self._translator(item.lang, target, k)
                     stats = TimelineStats()
                     peak = _reset_peak()
+                    drafts = _drafts(translator)
                     written = translate_timeline(
                         translator, heard.arrivals, heard.end_s, mode == "aware", stats
                     )
                     delays = speech_delays_ms([w.time_s for w in written])
                     run = _mt_run(target, k, mode, written, delays, record, item)
+                    run.update(drafts(translator))
                     run["first_word"] = _num(written[0].time_s if written else math.nan)
                     run["compute_s"] = asr_s + stats.compute_s
                     run["rtf"] = run["compute_s"] / audio_s
@@ -255,9 +257,11 @@ class Evaluator:
                 stats = TimelineStats()
                 peak = _reset_peak()
                 translator = self._translator(item.lang, target, k)
+                drafts = _drafts(translator)
                 written = translate_timeline(translator, arrivals, float(len(words)), False, stats)
                 delays = [float(w.source_words) for w in written]
                 run = _mt_run(target, k, "unaware", written, delays, record, item)
+                run.update(drafts(translator))
                 run["first_word"] = delays[0] if delays else None
                 run.update(compute_s=stats.compute_s, rtf=None, peak_bytes=peak())
                 record["mt"].append(run)
@@ -279,6 +283,19 @@ def _reset_peak() -> Callable[[], int]:
 
     mx.reset_peak_memory()
     return lambda: int(mx.get_peak_memory())
+
+
+def _drafts(translator: Any) -> Callable[[Any], dict]:
+    """The drafts proposed and accepted from now until the returned function is called."""
+    stats = getattr(translator, "draft_stats", None)
+    before = (stats.proposed, stats.accepted) if stats else (0, 0)
+
+    def since(translator: Any) -> dict:
+        if stats is None or not stats.proposed:
+            return {}
+        return {"drafted": stats.proposed - before[0], "accepted": stats.accepted - before[1]}
+
+    return since
 
 
 def _asr_run(setting: str, mode: str, text: str, compute_s: float, peak: int) -> dict:
