@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [[ "$(uname -s)" == "Linux" ]] && command -v apt-get >/dev/null; then
-  pkgs=(libopenblas0-pthread libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins)
+  pkgs=(libopenblas0-pthread libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins chromium)
   missing=()
   for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
