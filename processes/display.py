@@ -3,7 +3,8 @@
 It subscribes to the transcriber's words and the translator's words, records
 every event in the session folder as it arrives (the texts and subtitles are
 rewritten after each batch, so a crash anywhere loses nothing shown), and
-shows them live on a terminal or as plain lines otherwise. It ends when both
+shows them live on a terminal or as plain lines otherwise; with ``display.web``
+it also serves them to a room's browsers (juno.display.server). It ends when both
 publishers have sent end of stream, or when the supervisor stops it.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from pathlib import Path
 import zmq
 
 from juno.config import Config, to_dict
+from juno.display.room import RoomFeed
 from juno.display.session import SessionRecorder, new_session_folder
 from juno.display.view import LiveView, PlainPrinter
 from juno.pipeline import bus, stage
@@ -65,22 +68,28 @@ def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace,
     for sock in subs.values():
         poller.register(sock, zmq.POLLIN)
     ended: set[str] = set()
+    room = _room(cfg, folder, status)
     with SessionRecorder(folder, {"config": to_dict(cfg), "status": status}) as recorder, live:
         control.ready(session=str(folder))
         log.info("session folder %s", folder)
         control.wait_start()
+        sinks = [sink] + ([room.feed] if room else [])
+        if room:
+            room.feed.set_state("listening")
         while len(ended) < len(subs):
             control.handle()
             if control.stop_requested:
                 break
             if control.drain_requested and isinstance(sink, LiveView):
                 sink.state = "draining…"
+            if control.drain_requested and room:
+                room.feed.set_state("draining")
             events = dict(poller.poll(int(1000 * REFRESH_S)))
             got = False
             for name, sock in subs.items():
                 while sock in events and sock.poll(0):
                     msg = bus.receive(sock, name)
-                    if _show(msg, recorder, sink):
+                    if _show(msg, recorder, sinks):
                         got = True
                     if isinstance(msg, EndOfStream):
                         ended.add(name)
@@ -89,16 +98,33 @@ def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace,
                 recorder.write_texts()
             if hasattr(live, "refresh"):
                 live.refresh()
+    if room:
+        complete = len(ended) == len(subs)
+        room.close("done" if complete else "stopped", flush=not control.stop_requested)
     log.info("session written to %s", folder)
     if len(ended) == len(subs):
         control.done()
 
 
-def _show(msg: Message | None, recorder: SessionRecorder, sink) -> bool:
+def _room(cfg: Config, folder: Path, status: dict):
+    """The room's server when display.web is on. A display started alone prints the
+    page's address; under `juno run` (supervised), run does, before the stages start."""
+    if not cfg.display.web:
+        return None
+    from juno.display.server import open_room
+
+    feed = RoomFeed(cfg.source_language, cfg.target_language, time.time(), status)
+    supervised = os.environ.get("JUNO_SUPERVISED") == "1"
+    host, port = cfg.display.web_host, cfg.display.web_port
+    return open_room(feed, folder, host, port, announce_to=None if supervised else sys.stderr)
+
+
+def _show(msg: Message | None, recorder: SessionRecorder, sinks: list) -> bool:
     if isinstance(msg, SourceWord | TargetWord | SentenceEnd | EndOfStream):
         now = time.time()
         recorder.record(msg, now)
-        sink.add(msg, now)
+        for sink in sinks:
+            sink.add(msg, now)
         return True
     if msg is not None:
         log.warning("ignored %s", type(msg).__name__)

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from juno.config import Config, add_flag, to_dict
+from juno.config import Config, add_flag, flag, to_dict
 from juno.errors import JunoError
 
 
@@ -53,6 +54,22 @@ def configure(p: argparse.ArgumentParser) -> None:
         help="source words read before writing (translate.wait_k)",
     )
     p.add_argument("--room", action="store_true", help="large translation-only view for a room")
+    add_flag(
+        p,
+        "--web",
+        key="display.web",
+        action="store_const",
+        const=True,
+        help="also serve the room page, live in any browser (display.web)",
+    )
+    add_flag(
+        p,
+        "--host",
+        key="display.web_host",
+        help="with --web: the address to listen on; beyond 127.0.0.1 every viewer needs the "
+        "session's token (display.web_host)",
+    )
+    add_flag(p, "--port", key="display.web_port", type=int, help="with --web: its port (8765)")
     p.add_argument("--session", type=Path, help="session folder (default: a new one in sessions/)")
 
 
@@ -78,6 +95,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
     if args.input:
         check_audio_file(args.input)
+    room_token = _check_room(args, cfg)
     cfg = _resolved(cfg)
     if args.session and (args.session / "events.jsonl").exists():
         raise JunoError(f"{args.session} already holds a session: choose a new folder")
@@ -104,6 +122,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             "display": display,
         },
     )
+    forget_token = _announce_room(cfg, room_token) if cfg.display.web else lambda: None
     previous = _trap_signals(supervisor)
     quiet = _log_to(session / "logs" / "supervisor.log")
     ok = False
@@ -112,6 +131,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         ok = True
     finally:
         quiet()
+        forget_token()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if (session / "events.jsonl").exists():
@@ -120,6 +140,31 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             _report(session, supervisor.heartbeats, latency, show=ok)
         shutil.rmtree(run_dir, ignore_errors=True)
     return 0
+
+
+def _check_room(args: argparse.Namespace, cfg: Config) -> str | None:
+    """With --web: fail now if its port is taken; the session's token (None on loopback)."""
+    if not cfg.display.web:
+        if flag(args, "display.web_host") or flag(args, "display.web_port") is not None:
+            raise JunoError("--host and --port are the room page's: add --web")
+        return None
+    from juno.display import server
+
+    server.check_port(cfg.display.web_host, cfg.display.web_port)
+    return server.session_token(cfg.display.web_host)
+
+
+def _announce_room(cfg: Config, token: str | None):
+    """Print the page's address (with its token and a QR code when it has one) and hand
+    the token to the display through its environment, not its command line (which other
+    users can read). Returns the undo."""
+    from juno.display import server
+
+    url = server.page_url(cfg.display.web_host, cfg.display.web_port, token)
+    server.announce(url, token is not None, sys.stderr)
+    if token is not None:
+        os.environ[server.TOKEN_ENV] = token
+    return lambda: os.environ.pop(server.TOKEN_ENV, None)
 
 
 def _log_to(path: Path):
