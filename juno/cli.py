@@ -33,6 +33,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "backend"), "juno.bench.backend", "matmul and forward speed, OpenBLAS vs not"),
     (("bench", "translate"), "juno.bench.translate", "streaming translation benchmark"),
     (("bench", "transcribe"), "juno.bench.transcribe", "streaming transcription benchmark"),
+    (("bench", "web"), "juno.bench.web", "room page: many viewers during a fast replay"),
 ]
 
 
