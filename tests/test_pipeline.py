@@ -34,6 +34,7 @@ from pipeline import (
     wait_for,
 )
 
+from juno.display.latency import WARMUP_S
 from juno.pipeline.messages import EndOfStream, SourceWord, pack
 
 STAGES = ("capture", "transcribe", "translate", "display")
@@ -405,7 +406,11 @@ def test_ten_minutes_at_full_speed_lose_nothing_and_memory_stays_flat(
     processes = json.loads((session / "latency.json").read_text())["processes"]
     assert set(processes) == set(STAGES)
     for name, p in processes.items():
-        assert p["rss_after_warmup_bytes"], f"{name}: the run was shorter than the warm-up"
+        if p["rss_after_warmup_bytes"] is None:
+            # Only a stage that finished its part within the warm-up has no figure after it: at full
+            # speed a fast machine reads the ten minutes of audio in less than a minute.
+            assert name == "capture" and p["wall_s"] < WARMUP_S, (name, p)
+            continue
         growth = p["rss_end_bytes"] - p["rss_after_warmup_bytes"]
         # Flat: allocator noise, not growth with the session's length.
         assert growth <= max(0.1 * p["rss_after_warmup_bytes"], 32 << 20), (name, p)
