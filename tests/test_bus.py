@@ -143,12 +143,6 @@ def test_a_publisher_waits_for_its_display_before_sending(ctx, endpoint):
     assert take(sub) == EndOfStream(1, 2.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=JunoError,
-    reason="an XPUB passes on only the first subscription to a topic unless XPUB_VERBOSE "
-    "is set: the second display is never seen (juno process --subscribers 2)",
-)
 def test_a_publisher_sees_each_of_two_displays(ctx):
     xpub = bus.socket(ctx, zmq.XPUB, bind="inproc://two-displays")
     _displays(ctx, "inproc://two-displays", 2)

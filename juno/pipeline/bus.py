@@ -68,6 +68,10 @@ def socket(ctx: zmq.Context, kind: int, *, bind: str | None = None, connect: str
     sock.setsockopt(zmq.LINGER, 0)
     if kind in (zmq.PUB, zmq.XPUB):
         sock.setsockopt(zmq.SNDHWM, PUB_HWM)
+    if kind == zmq.XPUB:
+        # Every display's subscription is passed on, not only the first to a topic:
+        # wait_subscribers counts them.
+        sock.setsockopt(zmq.XPUB_VERBOSE, 1)
     try:
         if bind:
             sock.bind(bind)
