@@ -121,4 +121,7 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
         link.translate(control)
     bus.send(link.target, EndOfStream(link.seq, link.end.stream_s, link.end.reason))
     log.info("translated %d sentences", link.translated)
-    control.done()
+    drafts = translator.draft_stats.summary() if drafter is not None else {}
+    if drafts:
+        log.info("drafts: %s", drafts)
+    control.done(**({"drafts": drafts} if drafts else {}))

@@ -62,7 +62,7 @@ def body(part: str):
             return
         if control.stop_requested:
             return
-        control.done()
+        control.done(part=part, steps=3)
 
     return run
 

@@ -166,10 +166,11 @@ def test_send_with_a_timeout_reports_a_missing_peer(ctx, endpoint):
 
 
 def test_a_taken_address_is_one_clear_error(ctx):
-    bus.socket(ctx, zmq.PULL, bind="inproc://taken")
+    first = bus.socket(ctx, zmq.PULL, bind="inproc://taken")  # held: a collected socket unbinds
     with pytest.raises(JunoError) as e:
         bus.socket(ctx, zmq.PULL, bind="inproc://taken")
     assert str(e.value) == "cannot listen on inproc://taken: address already in use"
+    first.close()
 
 
 def test_a_bad_endpoint_is_one_clear_error(ctx):

@@ -149,6 +149,16 @@ def test_process_use_from_heartbeats():
     assert len(text.splitlines()) < 25
 
 
+def test_the_writers_drafts_are_reported_when_it_drafted():
+    drafts = {"draft_rounds": 4, "drafted": 10, "accepted": 6, "acceptance": 0.6}
+    drafts |= {"mean_accepted": 1.5, "draft_s": 0.2, "verify_s": 1.25}
+    rep = report([src(0, 1.0, 1.5)], {}, {"translate": {"drafts": drafts}, "capture": {"x": 1}})
+    assert rep["drafts"] == drafts
+    assert "drafts: 6 of 10 tokens accepted (60%), 1.50 per round" in format_report(rep)
+    plain = report([src(0, 1.0, 1.5)], {}, {"capture": {"x": 1}})
+    assert "drafts" not in plain and "drafts" not in format_report(plain)
+
+
 def test_load_events_skips_a_torn_last_line(tmp_path):
     path = tmp_path / "events.jsonl"
     lines = [json.dumps(src(0, 1.0, 1.5)), json.dumps(tgt(0, 1, 2.0))]

@@ -9,6 +9,7 @@ failing, which need no words.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -123,6 +124,29 @@ def test_replay_jfk_with_real_models(tmp_path, data_dir, whisper_base_path, llm_
     assert printed.count("source") == sum(e["type"] == "source_word" for e in evs)
     assert "latency" in done.stderr.lower()
     assert (session / "latency.json").exists()
+
+
+@pytest.mark.real_weights
+def test_the_run_reports_the_writers_drafts(tmp_path, data_dir, whisper_tiny_en_path, tiny_llm):
+    """A writer drafting with a copy of itself: every drafted token is its own next token, so
+    the session's report says all were accepted."""
+    sessions = tmp_path / "sessions"
+    jfk = data_dir / "audio" / "jfk.flac"
+    args = [
+        "run",
+        "--input",
+        str(jfk),
+        "--fast",
+        *tiny_args(whisper_tiny_en_path, tiny_llm, sessions),
+    ]
+    args += ["--set", f"translate.draft=model:{tiny_llm}"]
+    done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    drafts = json.loads((session_folder(sessions) / "latency.json").read_text())["drafts"]
+    assert drafts["drafted"] > 0 and drafts["accepted"] == drafts["drafted"], drafts
+    assert (
+        f"drafts: {drafts['drafted']} of {drafts['drafted']} tokens accepted (100%)" in done.stderr
+    )
 
 
 def _kill_stage_when(proc: subprocess.Popen, stage: str, ready: Callable[[], object]) -> str:
@@ -383,7 +407,6 @@ def test_ctrl_c_drains_a_replay_to_an_orderly_end(tmp_path, long_wav, tiny_whisp
 def test_ten_minutes_at_full_speed_lose_nothing_and_memory_stays_flat(
     tmp_path, data_dir, whisper_tiny_en_path, tiny_llm
 ):
-    import json
 
     wav = speech_wav(data_dir, tmp_path / "ten-minutes.wav", seconds=600)
     sessions = tmp_path / "sessions"

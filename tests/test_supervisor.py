@@ -66,6 +66,7 @@ def test_stages_that_finish_end_the_run(start):
         child = sup.children[name]
         assert child.ready and child.done and child.popen.returncode == 0
         assert child.info == {"part": "finish"}
+        assert sup.summaries[name] == {"part": "finish", "steps": 3}  # what its Done said
         assert sup.heartbeats[name], f"{name} sent no heartbeat"
         assert "started" in log_of(sup, name)
 

@@ -137,7 +137,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         if (session / "events.jsonl").exists():
             # Texts up to the last recorded event, whichever stage stopped first.
             SessionRecorder.replay(session).write_texts()
-            _report(session, supervisor.heartbeats, latency, show=ok)
+            _report(session, supervisor, latency, show=ok)
         shutil.rmtree(run_dir, ignore_errors=True)
     return 0
 
@@ -197,8 +197,9 @@ def _trap_signals(supervisor) -> dict:
     return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _report(session: Path, heartbeats: dict, latency, show: bool) -> None:
-    rep = latency.report(latency.load_events(session / "events.jsonl"), heartbeats)
+def _report(session: Path, supervisor, latency, show: bool) -> None:
+    events = latency.load_events(session / "events.jsonl")
+    rep = latency.report(events, supervisor.heartbeats, supervisor.summaries)
     (session / "latency.json").write_text(json.dumps(rep, indent=2) + "\n")
     if show:
         print(latency.format_report(rep), file=sys.stderr)

@@ -117,10 +117,14 @@ def _process(beats: list[dict[str, Any]], start_wall_s: float | None) -> dict[st
 
 
 def report(
-    events: list[dict[str, Any]], heartbeats: dict[str, list[dict[str, Any]]] | None = None
+    events: list[dict[str, Any]],
+    heartbeats: dict[str, list[dict[str, Any]]] | None = None,
+    summaries: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Counts, lag statistics (median, p90; seconds) and per-process resource use."""
+    """Counts, lag statistics (median, p90; seconds), per-process resource use, and the
+    writer's drafts when it drafted (``summaries``: what each stage's Done said)."""
     origin = next((e["origin_wall_s"] for e in events if "origin_wall_s" in e), None)
+    drafts = (summaries or {}).get("translate", {}).get("drafts")
     return {
         "source_words": sum(e["type"] == "source_word" for e in events),
         "target_words": sum(e["type"] == "target_word" for e in events),
@@ -132,6 +136,7 @@ def report(
             for name, beats in sorted((heartbeats or {}).items())
             if beats
         },
+        **({"drafts": drafts} if drafts else {}),
     }
 
 
@@ -173,4 +178,11 @@ def format_report(rep: dict[str, Any]) -> str:
                 _mib(p["mlx_peak_bytes"]) if p["mlx_peak_bytes"] else "-",
             )
         console.print(procs)
+    if rep.get("drafts"):
+        d = rep["drafts"]
+        console.print(
+            f"drafts: {d['accepted']} of {d['drafted']} tokens accepted "
+            f"({100 * d['acceptance']:.0f}%), {d['mean_accepted']:.2f} per round; "
+            f"drafting {d['draft_s']:.1f} s, verifying {d['verify_s']:.1f} s"
+        )
     return console.file.getvalue()

@@ -151,6 +151,8 @@ class Done(Message):
 
     TAG: ClassVar[str] = "done"
     process: str
+    # What the stage's work came to, for the session's report (the writer's drafts).
+    summary: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

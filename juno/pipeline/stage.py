@@ -77,9 +77,9 @@ class Control:
         self.send(Ready(self.process, {k: v for k, v in info.items() if v is not None}))
         log.info("ready")
 
-    def done(self) -> None:
+    def done(self, **summary: object) -> None:
         self.beat(force=True)
-        self.send(Done(self.process))
+        self.send(Done(self.process, summary))
 
     def error(self, message: str) -> None:
         self.send(Error(self.process, message))

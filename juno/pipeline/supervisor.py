@@ -47,6 +47,7 @@ class Child:
     ready: bool = False
     done: bool = False
     info: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)  # from its Done
     heartbeats: list[dict] = field(default_factory=list)
 
     def last_log_line(self) -> str:
@@ -177,7 +178,7 @@ class Supervisor:
                 beat.update(mlx_peak_bytes=msg.mlx_peak_bytes, wall_s=time.time())
                 child.heartbeats.append(beat)
             elif isinstance(msg, Done):
-                child.done = True
+                child.done, child.summary = True, msg.summary
             elif isinstance(msg, Error):
                 raise StageFailed(f"{name}: {msg.message}")
 
@@ -216,3 +217,8 @@ class Supervisor:
     @property
     def heartbeats(self) -> dict[str, list[dict]]:
         return {name: c.heartbeats for name, c in self.children.items()}
+
+    @property
+    def summaries(self) -> dict[str, dict]:
+        """What each stage that finished said of its work (empty for the others)."""
+        return {name: c.summary for name, c in self.children.items() if c.summary}
