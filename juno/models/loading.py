@@ -26,7 +26,7 @@ def _mx_dtype(name: str | None) -> Any:
 
 
 def whisper_dtype() -> Any:
-    """float32 on the Linux CPU, float16 on a Mac."""
+    """float32 on the Linux CPU, float16 on a GPU (a Mac's, or NVIDIA's through CUDA)."""
     import mlx.core as mx
 
     return _mx_dtype(backend.compute_dtype_name()) or mx.float16
@@ -64,6 +64,7 @@ def load_llm(spec: str, cfg: Config, adapter: str = "") -> tuple[Any, Any, Path]
     from mlx_lm import load
     from mlx_lm.utils import dequantize_model
 
+    backend.select_device()
     path = resolve(spec, "llm", cfg.models)
     if adapter:
         _check_adapter(Path(adapter), path)
@@ -74,7 +75,7 @@ def load_llm(spec: str, cfg: Config, adapter: str = "") -> tuple[Any, Any, Path]
     dtype = _mx_dtype(backend.compute_dtype_name())
     if dtype is not None:
         if model_config.get("quantization"):
-            # MLX's quantized kernels are slow on this CPU; float32 runs on OpenBLAS.
+            # MLX's quantized kernels are slow on the CPU; float32 runs on OpenBLAS.
             model = dequantize_model(model)
         model.set_dtype(dtype)
     if adapter and not (model_config.get("quantization") and dtype is None):
@@ -94,6 +95,7 @@ def load_whisper(spec: str, cfg: Config) -> tuple[Any, Path]:
     """Resolve and load a Whisper model with mlx-whisper: (model, folder)."""
     from mlx_whisper.load_models import load_model
 
+    backend.select_device()
     path = resolve(spec, "whisper", cfg.models)
     start = time.perf_counter()
     model = load_model(str(path), dtype=whisper_dtype())
