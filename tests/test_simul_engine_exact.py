@@ -38,6 +38,8 @@ class Recorder(StreamingTranslator):
         self.early_words = 0  # target words written before their sentence's end was read
         self.forced = 0  # tokens written with the ending tokens masked (end_reads reached)
         self.reference_phi_shift = 0  # a negative control shifts the reference's layout
+        self.kept_ahead = 0  # pipelined: tokens dispatched before they were known, and fed
+        self.undone_ahead = 0  # ... and rolled back (a take-back, an end, the word limit)
         super().__init__(*args, **kwargs)
 
     def _encode_source(self, tokens: list[int]) -> None:
@@ -49,6 +51,17 @@ class Recorder(StreamingTranslator):
         self.target_ids += tokens
         self.seen += [self.cache.source_len] * len(tokens)
         self.rows[len(self.target_ids) - 1] = self._logits[0]
+
+    def _keep_ahead(self, token: int) -> None:
+        super()._keep_ahead(token)
+        self.kept_ahead += 1
+        self.target_ids.append(token)
+        self.seen.append(self.cache.source_len)
+        self.rows[len(self.target_ids) - 1] = self._logits[0]
+
+    def _undo_ahead(self) -> None:
+        self.undone_ahead += self._ahead is not None
+        super()._undo_ahead()
 
     def _take_back(self, unsure: bool) -> None:
         super()._take_back(unsure)
@@ -109,7 +122,7 @@ def sometimes_unsure(tokens, logits):
     return logits + mx.zeros((VOCAB,)).at[SPACE if step == 0 else LETTER].add(1e4)
 
 
-def recorder(phi, **kw) -> Recorder:
+def recorder(phi, pipelined=False, **kw) -> Recorder:
     """A recording engine on the tiny model: wait-2, short words, short sentences."""
     examples = kw.pop("examples", [])
     processors = kw.pop("logits_processors", ())
@@ -119,6 +132,7 @@ def recorder(phi, **kw) -> Recorder:
         options(wait_k=2, phi=phi, max_tokens_per_word=3, max_words_per_sentence=6, **kw),
         examples=examples,
         logits_processors=processors,
+        pipelined=pipelined,
     )
 
 
@@ -132,9 +146,10 @@ POLICIES = {
 }
 
 
+@pytest.mark.parametrize("pipelined", [False, True], ids=["synced", "pipelined"])
 @pytest.mark.parametrize("phi", [0, "source", "source+16", 1024])
 @pytest.mark.parametrize("policy", list(POLICIES))
-def test_engine_logits_equal_the_reference_pass(policy, phi):
+def test_engine_logits_equal_the_reference_pass(policy, phi, pipelined):
     every_third_wants_to_end.calls = sometimes_unsure.calls = two_in_three_want_to_end.calls = 0
     unsure = "min_confidence" in POLICIES[policy]
     forcing = "end_reads" in POLICIES[policy]
@@ -143,8 +158,9 @@ def test_engine_logits_equal_the_reference_pass(policy, phi):
         processor = sometimes_unsure
     elif forcing:
         processor = two_in_three_want_to_end
-    t = recorder(phi, logits_processors=[processor], **POLICIES[policy])
-    for sentence in ("the cat sat on the mat", "a dog ran far away from home today"):
+    t = recorder(phi, pipelined, logits_processors=[processor], **POLICIES[policy])
+    # The short last one: words written after its end was read (pipelined, ahead of time).
+    for sentence in ("the cat sat on the mat", "a dog ran far away from home today", "we ran"):
         t.feed(sentence)
         t.finish()
     assert len(t.diffs) >= 8  # both sentences: the headers and the written tokens
@@ -157,6 +173,10 @@ def test_engine_logits_equal_the_reference_pass(policy, phi):
     if unsure:
         assert t.unsure > 0  # the unsure path ran too, and words were still written live
         assert t.early_words > 0
+    if pipelined:
+        assert t.kept_ahead > 0 and t.undone_ahead > 0  # both paths ran, and stayed exact
+    else:
+        assert t.kept_ahead == t.undone_ahead == 0
 
 
 def test_the_recorder_would_see_a_wrong_layout():
@@ -219,3 +239,25 @@ def test_the_interleaved_baseline_equals_one_causal_pass_over_the_arrival_order(
     assert len(t.diffs) >= 8
     assert max(t.diffs) <= TOLERANCE, max(t.diffs)
     assert t.cache.slots == t.prefix_slots  # back to the system prompt
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_the_pipelined_loop_writes_the_same_tokens(policy):
+    """Dispatching each forward before its token is read back changes nothing written."""
+    written = {}
+    for pipelined in (False, True):
+        every_third_wants_to_end.calls = sometimes_unsure.calls = 0
+        two_in_three_want_to_end.calls = 0
+        unsure = "min_confidence" in POLICIES[policy]
+        processor = sometimes_unsure if unsure else every_third_wants_to_end
+        if "end_reads" in POLICIES[policy]:
+            processor = two_in_three_want_to_end
+        t = recorder("source", pipelined, logits_processors=[processor], **POLICIES[policy])
+        tokens = []
+        for sentence in ("the cat sat on the mat", "a dog ran far away from home today", "we ran"):
+            t.feed(sentence)
+            t.end_sentence()
+            tokens += [(e.token, e.source_words_read, e.sentence_done) for e in t.events()]
+        written[pipelined] = (tokens, t.take_backs)
+        assert t.cache.slots == t.prefix_slots  # every slot dispatched ahead was kept or undone
+    assert written[True] == written[False]

@@ -51,6 +51,10 @@ class StreamState:
         self.source_len = 0  # source tokens in the cache (= next source position)
         self.target_len = 0  # target tokens in the cache
         self.is_source: list[bool] = []  # per slot, arrival order
+        # The same tags on the device, for masks: written up to ``_synced`` when a mask
+        # needs them, so a read uploads only the slots since the last one.
+        self._tags: mx.array | None = None
+        self._synced = 0
 
     @property
     def slots(self) -> int:
@@ -78,6 +82,7 @@ class StreamState:
         """Forget every slot from ``slots`` on."""
         dropped = self.is_source[slots:]
         del self.is_source[slots:]
+        self._synced = min(self._synced, slots)
         n_source = sum(dropped)
         self.source_len -= n_source
         self.target_len -= len(dropped) - n_source
@@ -90,8 +95,22 @@ class StreamState:
             if n == 1:
                 return None
             return create_causal_mask(n, offset) if return_array else "causal"
-        visible = mx.array(self.is_source + [True] * n)
+        visible = mx.concatenate([self._device_tags(), mx.ones((n,), dtype=mx.bool_)])
         return create_causal_mask(n, offset) & visible[None]
+
+    def _device_tags(self) -> mx.array:
+        """``is_source`` as a device array, its new slots written in place."""
+        slots = self.slots
+        if self._tags is None or self._tags.shape[0] < slots:
+            size = (slots // 256 + 1) * 256
+            grown = mx.zeros((size,), dtype=mx.bool_)
+            if self._tags is not None and self._synced:
+                grown[: self._synced] = self._tags[: self._synced]
+            self._tags = grown
+        if self._synced < slots:
+            self._tags[self._synced : slots] = mx.array(self.is_source[self._synced : slots])
+            self._synced = slots
+        return self._tags[:slots]
 
 
 class LayerCache(_BaseCache):

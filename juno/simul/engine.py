@@ -137,6 +137,7 @@ class StreamingTranslator:
         cache: Callable[[int], Any] = DualStreamCache,
         drafter: Drafter | None = None,
         draft_length: DraftLength | None = None,
+        pipelined: bool | None = None,
     ) -> None:
         """``options``: the writer's settings (default: the product's).
 
@@ -144,7 +145,9 @@ class StreamingTranslator:
         ``logits_processors`` run (mlx-lm's signature) before the writer's rules, after
         the options' repetition penalty. ``drafter`` proposes tokens that each feed
         verifies in the same forward (see :mod:`juno.simul.speculative`); the words
-        are the same with it or without.
+        are the same with it or without. ``pipelined`` (default: on a GPU) dispatches
+        the forward of each token before it is read back, when the policy will feed it
+        whatever it is (see :meth:`_sample`); the words are the same either way.
         """
         from mlx_lm.sample_utils import make_logits_processors, make_sampler
 
@@ -191,7 +194,7 @@ class StreamingTranslator:
         # rest of the source without writing it. After this many such reads in a row
         # (0: no limit) it must go on writing instead: the ending tokens are masked.
         self.end_reads = options.end_reads
-        self._early_end_mask = _mask(vocab, self._early_ends) if self.end_reads else None
+        self._early_end_mask = _mask(vocab, self._early_ends) if self.read_on_end else None
         # A token that would repeat an n-gram of this sentence's translation is
         # never written (a small model loops); digits, spaces and marks may repeat.
         self.no_repeat_ngram = options.no_repeat_ngram
@@ -200,12 +203,14 @@ class StreamingTranslator:
         # of its first token; otherwise one more source word is read first.
         self._min_logprob = options.min_logprob
         self._spaced = space_tokens(tokenizer, vocab) if options.min_confidence else frozenset()
+        self._spaced_mask = _mask(vocab, self._spaced) if self._spaced else None
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
         # ``cache`` builds the KV cache from the layer count: the dual-stream cache, or
         # ``InterleavedCache``, the one-sequence baseline the benchmark compares with.
         self.cache = cache(num_layers)
+        self.pipelined = False  # (set below; the prefix is encoded and waited for)
         self._encode_source(list(self.prompt.prefix))
         self.prefix_slots = self.cache.slots
 
@@ -220,6 +225,13 @@ class StreamingTranslator:
                 )
             drafter = make_drafter(lookup, None)
         self.drafter = drafter
+        if pipelined is None:
+            from juno import backend
+
+            pipelined = backend.uses_gpu()
+        # Drafts already give each forward several tokens: no pipelining with them.
+        self.pipelined = pipelined and drafter is None
+        self._ahead: mx.array | None = None  # logits of the token dispatched ahead
         self.draft_length = draft_length or DraftLength(
             options.draft_tokens_min, options.draft_tokens_max, options.draft_tokens_min
         )
@@ -339,7 +351,14 @@ class StreamingTranslator:
         self.policy.on_started()
 
     def _sample(self) -> TokenEvent | None:
-        """The next target token; None when the policy chose to read first."""
+        """The next target token; None when the policy chose to read first.
+
+        Every rule is one graph over the logits, read back in one sync: the token, and
+        whether the writer would rather end (read instead) or is unsure of a new word.
+        Pipelined, the forward of the token is dispatched before that sync whenever the
+        policy will feed it whatever it is (the next word is allowed too), and rolled
+        back in the rare case it is not fed (an end, a take-back, the word limit).
+        """
         start = time.perf_counter()
         logits = self._logits
         if self.logits_processors:
@@ -352,25 +371,39 @@ class StreamingTranslator:
             if banned:
                 # logits is a fresh array here (the mx.where above), so this writes no cache state.
                 logits[..., mx.array(sorted(banned))] = -mx.inf
+        wants_end = None  # the writer's best token would end the translation early
         if self.read_on_end and not self.policy.eos_allowed:
-            if int(mx.argmax(logits, axis=-1).item()) in self._early_ends:
-                if not self.end_reads or self.policy.end_streak < self.end_reads:
-                    self._take_back(unsure=False)
-                    self.stats.add_target(0, time.perf_counter() - start)
-                    return None
-                logits = mx.where(self._early_end_mask, -mx.inf, logits)
+            ending = self._early_end_mask[mx.argmax(logits, axis=-1)]
+            if not self.end_reads or self.policy.end_streak < self.end_reads:
+                wants_end = ending
+            else:  # read enough for it: the ending tokens are masked, the writer goes on
+                logits = mx.where(ending, mx.where(self._early_end_mask, -mx.inf, logits), logits)
         if not self.policy.eos_allowed:
             # More source may come: the translation must not end yet.
             logits = mx.where(self._end_mask, -mx.inf, logits)
         logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        unsure = None  # the writer's best token opens a word it is not sure of
         if self._min_logprob is not None and not self.policy.eos_allowed:
-            best = int(mx.argmax(logprobs, axis=-1).item())
-            opens_word = not self._text.strip() or best in self._spaced
-            if opens_word and logprobs[0, best].item() < self._min_logprob:
-                self._take_back(unsure=True)
-                self.stats.add_target(0, time.perf_counter() - start)
-                return None
-        token = int(self.sampler(logprobs).item())
+            best = mx.argmax(logprobs, axis=-1)
+            sure = mx.take_along_axis(logprobs, best[:, None], axis=-1)[:, 0] >= self._min_logprob
+            opens = self._spaced_mask[best] if self._text.strip() else mx.array([True])
+            unsure = opens & ~sure
+        sampled = self.sampler(logprobs)
+        flags = [f for f in (wants_end, unsure) if f is not None]
+        mx.async_eval(sampled, *flags)
+        if self.pipelined and self._fed_whatever_it_is():
+            self._forward_ahead(sampled)
+        token = int(sampled.item())
+        if wants_end is not None and wants_end.item():
+            self._undo_ahead()
+            self._take_back(unsure=False)
+            self.stats.add_target(0, time.perf_counter() - start)
+            return None
+        if unsure is not None and unsure.item():
+            self._undo_ahead()
+            self._take_back(unsure=True)
+            self.stats.add_target(0, time.perf_counter() - start)
+            return None
         self.stats.add_target(0, time.perf_counter() - start, sampled=1)
 
         eos = token in self._ends
@@ -379,6 +412,12 @@ class StreamingTranslator:
         if word is not None:
             word = replace(word, text=self.tokenizer.decode(list(word.tokens)).strip())
             self._sentences[0].target.append(word)
+        if self._ahead is not None:
+            if self.policy.next_action() is Action.FEED:
+                self._keep_ahead(token)
+                self.policy.on_fed()
+            else:
+                self._undo_ahead()
         done = self.policy.next_action() is Action.FINISH
         if done and not eos and (word is None or word.tokens[-1] != token):
             piece = ""  # the next word's first token, dropped at the word limit
@@ -436,7 +475,36 @@ class StreamingTranslator:
         self.cache.use(Stream.SOURCE)
         self._body(mx.array([tokens]), cache=self.cache.layers)
         self.cache.commit(len(tokens))
-        mx.eval(self.cache.arrays())
+        if self.pipelined:
+            mx.async_eval(self.cache.arrays())  # nothing waits for it: the next write does
+        else:
+            mx.eval(self.cache.arrays())  # (timed: the source's share of the compute)
+
+    def _fed_whatever_it_is(self) -> bool:
+        """The token being sampled will be fed unless it ends the sentence (EOS, the last
+        word's end) or is taken back: the word after the one in progress may be written too."""
+        p = self.policy
+        return p.end_read or p.read >= p.k + p.extra + p.written + 1
+
+    def _forward_ahead(self, token: mx.array) -> None:
+        """Dispatch the forward of ``token`` (not yet read back) on the target stream."""
+        self.cache.use(Stream.TARGET)
+        logits = self.model(token.reshape(1, 1), cache=self.cache.layers)
+        self.cache.commit(1)
+        self._ahead = logits[:, -1, :]
+        mx.async_eval(self._ahead)
+
+    def _keep_ahead(self, token: int) -> None:
+        """The token dispatched ahead is fed: its logits are the next ones."""
+        self._target_ids.append(token)
+        self._logits, self._ahead = self._ahead, None
+        self.stats.add_target(1, 0.0)
+
+    def _undo_ahead(self) -> None:
+        """The token dispatched ahead is not fed (now): its slot is rolled back."""
+        if self._ahead is not None:
+            self.cache.rollback(1)
+            self._ahead = None
 
     def _target_forward(self, tokens: list[int], timed: bool = True, drafted: int = 0) -> None:
         """Encode ``tokens`` on the target stream; the last ``drafted`` are drafts."""
@@ -453,7 +521,10 @@ class StreamingTranslator:
             self._pending = tokens[len(tokens) - drafted :]
         else:
             self._logits = logits[:, -1, :]
-            mx.eval(self._logits)
+            if self.pipelined:
+                mx.async_eval(self._logits)  # sampling reads it back
+            else:
+                mx.eval(self._logits)
         spent = time.perf_counter() - start
         if drafted:
             self.draft_stats.verify_s += spent
