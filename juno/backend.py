@@ -42,6 +42,8 @@ _OPENBLAS_CANDIDATES = (
 
 # Set JUNO_BLAS=0 to keep MLX's bundled BLAS (for the side-by-side benchmark).
 BLAS_ENV = "JUNO_BLAS"
+# MLX's CUDA backend: use cuDNN for attention (1) or MLX's own kernels (0).
+CUDNN_SDPA_ENV = "MLX_CUDA_USE_CUDNN_SDPA"
 # "cpu" or "gpu": the device, whatever the machine looks like.
 DEVICE_ENV = "JUNO_DEVICE"
 # MLX's CUDA builds; each ships mlx/lib/libmlx.so, as mlx-cpu does.
@@ -147,6 +149,10 @@ def preload_blas() -> str | None:
     if _blas_path is not None or not is_linux() or os.environ.get(BLAS_ENV) == "0":
         return _blas_path
     if uses_gpu():
+        # cuDNN's attention plans anew for every (query length, keys length) pair that comes
+        # with a mask: a write stalls 60-120 ms whenever a new one appears, and the first
+        # ones a second. MLX's own attention kernels need no plan (and decode faster here).
+        os.environ.setdefault(CUDNN_SDPA_ENV, "0")
         return None  # the GPU does the matmuls
     if "mlx.core" in sys.modules:
         # Too late: MLX already resolved its BLAS symbols.

@@ -4,6 +4,7 @@ the CUDA build and the NVIDIA driver are stand-ins, MLX's own answers are real."
 from __future__ import annotations
 
 import ctypes
+import os
 from importlib import metadata
 from pathlib import Path
 
@@ -74,8 +75,10 @@ def test_on_the_gpu_openblas_is_not_loaded(machine, monkeypatch):
         raise AssertionError("OpenBLAS loaded on the GPU")
 
     monkeypatch.setattr(ctypes, "CDLL", no_blas)
+    monkeypatch.delenv(backend.CUDNN_SDPA_ENV, raising=False)
     assert backend.preload_blas() is None
     assert not backend._blas_late  # skipped by choice, not too late
+    assert os.environ[backend.CUDNN_SDPA_ENV] == "0"  # MLX's attention: no planning stalls
     machine("mlx-cuda-13", True, "cpu")
     monkeypatch.setattr(ctypes, "CDLL", lambda path, mode=0: path)
     monkeypatch.setattr(backend, "_find_openblas", lambda: "/lib/libopenblas.so")
