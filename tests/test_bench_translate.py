@@ -62,3 +62,36 @@ def test_offline_only(tiny_llm, tmp_path):
     assert main(args) == 0
     rows = [json.loads(line) for line in hyps.read_text().splitlines()]
     assert [r["setting"] for r in rows] == ["offline/0", "offline/1"]
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--shapes", "9b"], "--shapes: unknown 9b (choose from 0.5b, 1.5b, 3b, 7b)"),
+        (["--shapes", "0.5b", "--parts", "speed,quality"], "--shapes measures speed only"),
+        (["--shapes", "0.5b", "--tokenizer", "/nonexistent"], "no tokenizer.json there"),
+    ],
+)
+def test_bad_shape_options_are_one_line(options, message, capsys):
+    args = ["bench", "translate", "--parts", "speed", *options]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_speed_part_times_both_loops_and_mlx_lm(tiny_llm, capsys):
+    """The speed part on a tiny model: decode rates side by side, the write times per word
+    and per model call, and every model call counted (a header, source chunks, tokens)."""
+    from juno.bench import translate
+    from juno.config import load
+    from juno.models.loading import load_llm
+
+    cfg = load(None)
+    model, tokenizer, _ = load_llm(str(tiny_llm), cfg)
+    ratio = translate.part_speed(model, tokenizer, cfg, "tiny", random_weights=True)
+    translate.part_word_times(model, tokenizer, cfg, "tiny", sentences=2)
+    out = capsys.readouterr().out
+    assert ratio > 0 and f"synced (the default here): {ratio:.3f}x mlx-lm" in out
+    for row in ("pipelined", "synced", "stream_generate"):  # (the table wraps at 80 columns)
+        assert row in out
+    assert "target word" in out and "model call" in out

@@ -769,10 +769,10 @@ def _run_shapes(args: argparse.Namespace, cfg: Config, parts: list[str]) -> int:
     shapes = parse_shapes(args.shapes)
     if parts != ["speed"]:
         raise JunoError("--shapes measures speed only: add --parts speed")
-    backend.select_device()
-    backend.log_backend()
     folder = args.tokenizer or resolve(cfg.translate.model, "llm", cfg.models)
     tokenizer = load_tokenizer(Path(folder))
+    backend.select_device()
+    backend.log_backend()
     dtype = getattr(mx, backend.compute_dtype_name() or "bfloat16")
     console.print(f"{backend.describe()}; tokenizer {Path(folder).name}\n")
     started = time.perf_counter()
