@@ -38,6 +38,8 @@ class _Emitter:
         self.sentence = 0
         self.origin_wall_s = 0.0
         self.last: Word | None = None
+        self.tokens = 0  # the decoder's, so far
+        self.compute_s = 0.0  # the transcriber's steps, so far
 
     def emit(self, committed: list[Word], final: bool = False) -> None:
         for i, word in enumerate(committed):
@@ -45,7 +47,7 @@ class _Emitter:
             end = word.sentence_end or (final and i == len(committed) - 1)
             msg = SourceWord(
                 self.seq, word.end_s, self.origin_wall_s, word.text, word.start_s, word.end_s,
-                word.probability, end, self.sentence, time.time(),
+                word.probability, end, self.sentence, time.time(), self.tokens, self.compute_s,
             )  # fmt: skip
             bus.send(self.words, msg)
             bus.send(self.source, msg)
@@ -94,10 +96,19 @@ def _transcribe(ctx: zmq.Context, control: stage.Control, args: argparse.Namespa
             else:
                 log.warning("ignored %s on audio", type(msg).__name__)
         if end is None:
-            out.emit(stepper.process(stepper.received_s))
-    out.emit(stepper.finish(), final=True)
+            out.emit(_timed(stepper, out, lambda: stepper.process(stepper.received_s)))
+    out.emit(_timed(stepper, out, stepper.finish), final=True)
     eos = EndOfStream(out.seq, end.stream_s, end.reason)
     bus.send(out.words, eos)
     bus.send(out.source, eos)
     log.info("transcribed %.1f s: %d words in %d steps", end.stream_s, out.seq, stepper.steps)
     control.done()
+
+
+def _timed(stepper, out: _Emitter, step):
+    """Run a step of the stepper; count its compute and the tokens it decoded."""
+    start = time.perf_counter()
+    words = step()
+    out.compute_s += time.perf_counter() - start
+    out.tokens = stepper.window.generated_tokens
+    return words

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import replace
 
 import zmq
 
@@ -90,7 +91,9 @@ class _Link:
             self.take_input()
 
     def _send(self, msg) -> None:
-        bus.send(self.target, msg)
+        stats = self.translator.stats
+        work = stats.source_s + stats.header_s + stats.target_s
+        bus.send(self.target, replace(msg, stage_tokens=stats.sampled, stage_compute_s=work))
         self.seq += 1
 
 

@@ -147,6 +147,12 @@ def test_the_run_reports_the_writers_drafts(tmp_path, data_dir, whisper_tiny_en_
     assert (
         f"drafts: {drafts['drafted']} of {drafts['drafted']} tokens accepted (100%)" in done.stderr
     )
+    # Each stage's messages count its model's tokens and compute so far (the room's /stats).
+    evs = events(session_folder(sessions))
+    for kind in ("source_word", "target_word", "sentence_end"):
+        work = [(e["stage_tokens"], e["stage_compute_s"]) for e in evs if e["type"] == kind]
+        assert work and work[-1][0] > 0 and work[-1][1] > 0, kind
+        assert work == sorted(work), kind  # cumulative
 
 
 def _kill_stage_when(proc: subprocess.Popen, stage: str, ready: Callable[[], object]) -> str:

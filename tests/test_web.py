@@ -141,6 +141,26 @@ def test_feed_lags_are_the_latency_reports():
         assert stats["lag_s"][ours]["p90"] == pytest.approx(report[theirs]["p90_s"], abs=1e-3)
 
 
+def test_stats_give_each_stages_tokens_per_second_of_compute():
+    """The stages' messages say how much their models generated and the compute it took;
+    /stats gives the latest ratio, and a late message saying less does not undo it."""
+    origin = 1000.0
+    (_, first), (_, second) = _sentence(0, "Hello there.", "Bonjour.", origin)[0][:2]
+    feed = RoomFeed("en", "fr", origin)
+    stages = feed.stats(origin, {"now": 0})["stages"]
+    assert stages["transcribe"]["tokens_per_s"] is None  # nothing yet
+    feed.add(dataclasses.replace(first, stage_tokens=12, stage_compute_s=3.0), origin + 1)
+    word = TargetWord(0, 1.0, origin, "Bonjour", 0, 2, origin + 1, stage_tokens=9)
+    feed.add(dataclasses.replace(word, stage_compute_s=0.5), origin + 1.5)
+    end = SentenceEnd(0, 1.0, origin, 0, "Hello there.", "Bonjour.", 10, 1.0)
+    feed.add(end, origin + 2)
+    feed.add(dataclasses.replace(second, stage_tokens=20, stage_compute_s=2.0), origin + 3)
+    stages = feed.stats(origin + 4, {"now": 0})["stages"]
+    assert stages["transcribe"]["tokens_per_s"] == 4.0  # 12 / 3: the late 20 / 2 ignored
+    assert stages["translate"]["tokens_per_s"] == 10.0  # 10 tokens in 1 s, at the sentence end
+    assert stages["translate"]["tokens"] == 10 and stages["translate"]["compute_s"] == 1.0
+
+
 # -- the server -----------------------------------------------------------------------
 
 

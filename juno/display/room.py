@@ -83,10 +83,22 @@ class _Figures:
         self._open: dict[int, _Open] = {}
         self._ended: OrderedDict[int, float] = OrderedDict()
         self.shown: dict[str, deque[float]] = {"transcribe": deque(), "translate": deque()}
+        # Each stage's work so far as its last message said: (tokens, compute seconds).
+        self.work: dict[str, tuple[int, float]] = {"transcribe": (0, 0.0), "translate": (0, 0.0)}
+
+    def _work(self, stage: str, msg: SourceWord | TargetWord | SentenceEnd) -> None:
+        if msg.stage_compute_s >= self.work[stage][1]:  # (a late message says less)
+            self.work[stage] = (msg.stage_tokens, msg.stage_compute_s)
+
+    def tokens_per_s(self, stage: str) -> float | None:
+        """Tokens the stage's model generated per second of its compute (None before any)."""
+        tokens, compute_s = self.work[stage]
+        return round(tokens / compute_s, 2) if compute_s > 0 else None
 
     def source(self, msg: SourceWord, shown_wall_s: float) -> float:
         self.source_words += 1
         self._rate("transcribe", shown_wall_s)
+        self._work("transcribe", msg)
         spoken_s = msg.origin_wall_s + msg.end_s
         self.source_lags.append(shown_wall_s - spoken_s)
         if not msg.text.strip():
@@ -107,6 +119,7 @@ class _Figures:
     def target(self, msg: TargetWord, shown_wall_s: float) -> None:
         self.target_words += 1
         self._rate("translate", shown_wall_s)
+        self._work("translate", msg)
         sentence = self._open.setdefault(msg.sentence, _Open())
         sentence.targets.append((msg.source_words_read, shown_wall_s))
         while sentence.waiting and sentence.waiting[0][0] <= msg.source_words_read:
@@ -114,6 +127,7 @@ class _Figures:
 
     def sentence_end(self, msg: SentenceEnd, shown_wall_s: float) -> float:
         self.sentences += 1
+        self._work("translate", msg)
         sentence = self._open.pop(msg.sentence, _Open())
         for _, spoken_s in sentence.waiting:
             self.translation_lags.append(shown_wall_s - spoken_s)
@@ -261,9 +275,14 @@ class RoomFeed:
                     "source": _lag_stats(f.source_lags),
                     "translation": _lag_stats(f.translation_lags),
                 },
-                # Tokens per second are each stage's own and do not reach the display.
+                # Words shown per second lately; tokens generated per second of compute.
                 "stages": {
-                    stage: {"words_per_s": f.rate(stage, now_wall_s), "tokens_per_s": None}
+                    stage: {
+                        "words_per_s": f.rate(stage, now_wall_s),
+                        "tokens_per_s": f.tokens_per_s(stage),
+                        "tokens": f.work[stage][0],
+                        "compute_s": round(f.work[stage][1], 3),
+                    }
                     for stage in ("transcribe", "translate")
                 },
                 "viewers": dict(viewers),

@@ -68,6 +68,10 @@ class SourceWord(Message):
     sentence: int
     # Wall-clock time the transcriber committed the word.
     committed_wall_s: float
+    # The sending stage's work so far: tokens its model generated, and the compute they
+    # took (seconds); the room's /stats gives their ratio.
+    stage_tokens: int = 0
+    stage_compute_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,10 @@ class TargetWord(Message):
     committed_wall_s: float
     # It follows the previous word without a space ("9:" "30" is "9:30").
     attached: bool = False
+    # The sending stage's work so far: tokens its model generated, and the compute they
+    # took (seconds); the room's /stats gives their ratio.
+    stage_tokens: int = 0
+    stage_compute_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,10 @@ class SentenceEnd(Message):
     # The source sentence and its translation, whole.
     source: str
     target: str
+    # The sending stage's work so far: tokens its model generated, and the compute they
+    # took (seconds); the room's /stats gives their ratio.
+    stage_tokens: int = 0
+    stage_compute_s: float = 0.0
 
 
 @dataclass(frozen=True)

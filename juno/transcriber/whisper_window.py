@@ -106,6 +106,7 @@ class WhisperWindow:
         self.context_pad_s = context_pad_s
         self.dtype = model.encoder.inner.conv1.weight.dtype
         self.fallbacks = 0  # windows decoded again on the full context
+        self.generated_tokens = 0  # tokens the decoder wrote (forced ones not counted)
 
     def encode(self, audio: np.ndarray, fit: bool = True) -> tuple[mx.array, int]:
         """Encoder features of ``audio`` and the number of mel frames holding audio.
@@ -159,6 +160,7 @@ class WhisperWindow:
             self.fallbacks += 1
             features, content_frames = self.encode(audio, fit=False)
             result, _ = self._decode(features, content_frames, language, prompt)
+        self.generated_tokens += len(result.tokens)
         tokenizer = get_tokenizer(
             model.is_multilingual, num_languages=model.num_languages, language=language
         )
@@ -245,6 +247,7 @@ class WhisperWindow:
             logprobs.append(float(logp[token]))
             probs.append(float(np.exp(logp[token])))
             new.append(token)
+            self.generated_tokens += 1
             logits, kv_cache, cross_qk = model.decoder(
                 mx.array([[token]]), features[None], kv_cache=kv_cache
             )
