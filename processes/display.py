@@ -63,6 +63,12 @@ def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace,
         "whisper": args.whisper or Path(cfg.transcribe.model).name,
         "llm": args.llm or Path(cfg.translate.model).name,
     }
+    if cfg.display.web:
+        from juno.display.server import page_url
+
+        # In the status line, where the address printed before the run would have scrolled
+        # away (without its token: the screen may be the room's).
+        status["room"] = page_url(cfg.display.web_host, cfg.display.web_port)
     sink, live = _sink(cfg.display.mode, status, args.room)
     poller = zmq.Poller()
     for sock in subs.values():

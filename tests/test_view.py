@@ -167,6 +167,11 @@ def test_state_and_missing_status_keys():
     assert render(view).strip().splitlines()[-1].startswith("done")
 
 
+def test_the_status_line_keeps_the_rooms_address():
+    view = LiveView({**STATUS, "room": "http://192.168.1.20:8765/"})
+    assert "room http://192.168.1.20:8765/" in view.status_line().plain
+
+
 def test_room_layout_shows_the_translation_only():
     view = LiveView(STATUS, layout="room")
     feed_sentence(view, 0, "Hello there.", "Bonjour.")

@@ -205,6 +205,8 @@ class LiveView:
             f"lag src {_seconds(t.source_lag_s)}, tgt {_seconds(t.target_lag_s)}",
             f"words {t.source_word_count} → {t.target_word_count}",
         ]
+        if "room" in s:
+            parts.append(f"room {s['room']}")
         if "source_language" in s or "target_language" in s:
             parts.append(f"{s.get('source_language', '?')} → {s.get('target_language', '?')}")
         parts += [f"{key} {s[key]}" for key in ("whisper", "llm") if key in s]
