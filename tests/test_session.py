@@ -118,6 +118,8 @@ def test_events_are_one_flushed_json_line_per_message_in_order(rec):
         "sentence_end": False,
         "sentence": 0,
         "committed_wall_s": ORIGIN + 1.0,
+        "stage_tokens": 0,
+        "stage_compute_s": 0.0,
     }
     assert lines[3]["reason"] == "capture"
 
