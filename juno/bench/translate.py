@@ -328,6 +328,8 @@ def part_speed(model, tokenizer, cfg: Config, label: str, random_weights: bool =
     prompt = offline_prompt(tokenizer, cfg, sentence, "en", "fr")
     processors = [_no_ending(tokenizer, model.args.vocab_size)] if random_weights else []
     options = _translator(model, tokenizer, cfg, "fr", wait_k=len(words) + 1).options
+    if random_weights:  # a long decode, for steady figures: 120 words of random text
+        options = dataclasses.replace(options, max_words_per_sentence=120)
     rates: dict[str, list[float]] = {"pipelined": [], "synced": [], "mlx-lm": []}
     default = "pipelined" if backend.uses_gpu() else "synced"
     modes = ["pipelined", "synced"]
