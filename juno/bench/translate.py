@@ -76,6 +76,7 @@ POLICIES: dict[str, dict[str, Any]] = {
 }
 
 console = Console()
+wide = Console(width=200)  # (Console.print's own width cannot exceed the console's)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -696,7 +697,7 @@ def part_speculative(model, tokenizer, cfg: Config, args: argparse.Namespace, pa
                 f"{base_ms / per_word:.2f}x", cells[0], cells[1], cells[3], "-", "-", "-", "-",
                 "-", "-",
             )  # fmt: skip
-            console.print(table, width=200)  # a wide table: not cut to 80 columns
+            wide.print(table)  # not cut to 80 columns when the output is not a terminal
     console.print(
         f"Projected for a Mac pair (draft/verify cost per token {args.mac_cost_ratio}, a verify "
         "forward costing one token's): " + ("; ".join(mac_lines) or "no drafts")
