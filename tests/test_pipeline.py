@@ -35,7 +35,6 @@ from pipeline import (
     wait_for,
 )
 
-from juno.display.latency import WARMUP_S
 from juno.pipeline.messages import EndOfStream, SourceWord, pack
 
 STAGES = ("capture", "transcribe", "translate", "display")
@@ -436,9 +435,10 @@ def test_ten_minutes_at_full_speed_lose_nothing_and_memory_stays_flat(
     assert set(processes) == set(STAGES)
     for name, p in processes.items():
         if p["rss_after_warmup_bytes"] is None:
-            # Only a stage that finished its part within the warm-up has no figure after it: at full
-            # speed a fast machine reads the ten minutes of audio in less than a minute.
-            assert name == "capture" and p["wall_s"] < WARMUP_S, (name, p)
+            # No heartbeat after the warm-up: the stage ended within it. Only capture can, reading
+            # the ten minutes of audio at full speed (its span counts from its own first beat,
+            # which may come before the session's start, so it is not compared with the warm-up).
+            assert name == "capture", (name, p)
             continue
         growth = p["rss_end_bytes"] - p["rss_after_warmup_bytes"]
         # Flat: allocator noise, not growth with the session's length.
