@@ -42,15 +42,15 @@ class Recorder(StreamingTranslator):
         self.undone_ahead = 0  # ... and rolled back (a take-back, an end, the word limit)
         super().__init__(*args, **kwargs)
 
-    def _encode_source(self, tokens: list[int]) -> None:
-        super()._encode_source(tokens)
-        self.source_ids += tokens
-
-    def _target_forward(self, tokens: list[int], timed: bool = True) -> None:
-        super()._target_forward(tokens, timed)
-        self.target_ids += tokens
-        self.seen += [self.cache.source_len] * len(tokens)
-        self.rows[len(self.target_ids) - 1] = self._logits[0]
+    def _execute(self, call):
+        rows = super()._execute(call)
+        if rows is None:
+            self.source_ids += call.tokens
+        else:
+            self.target_ids += call.tokens
+            self.seen += [self.cache.source_len] * len(call.tokens)
+            self.rows[len(self.target_ids) - 1] = rows[0, -1]
+        return rows
 
     def _keep_ahead(self, token: int) -> None:
         super()._keep_ahead(token)
@@ -198,16 +198,14 @@ class InterleavedRecorder(StreamingTranslator):
         self.interleaved = 0  # source tokens read after a target token of their sentence
         super().__init__(*args, cache=InterleavedCache, **kwargs)
 
-    def _encode_source(self, tokens: list[int]) -> None:
-        super()._encode_source(tokens)
-        if self.cache.target_len:
-            self.interleaved += len(tokens)
-        self.sequence += tokens
-
-    def _target_forward(self, tokens: list[int], timed: bool = True) -> None:
-        super()._target_forward(tokens, timed)
-        self.sequence += tokens
-        self.rows[len(self.sequence) - 1] = self._logits[0]
+    def _execute(self, call):
+        rows = super()._execute(call)
+        if rows is None and self.cache.target_len:
+            self.interleaved += len(call.tokens)
+        self.sequence += call.tokens
+        if rows is not None:
+            self.rows[len(self.sequence) - 1] = rows[0, -1]
+        return rows
 
     def _take_back(self, unsure: bool) -> None:
         super()._take_back(unsure)

@@ -122,9 +122,9 @@ def test_drafts_change_nothing_but_the_forwards(policy, phi):
 class Counting(StreamingTranslator):
     forwards = 0
 
-    def _target_forward(self, tokens, timed=True, drafted=0):
-        self.forwards += 1
-        super()._target_forward(tokens, timed, drafted)
+    def _execute(self, call):
+        self.forwards += call.rows > 0
+        return super()._execute(call)
 
 
 def test_accepted_drafts_save_forwards():

@@ -384,9 +384,6 @@ def part_word_times(model, tokenizer, cfg: Config, label: str, sentences: int = 
     One sentence first, untimed (the first calls of a model plan and compile)."""
     sources = flores_dev("en", sentences + 1)
     translator = _translator(model, tokenizer, cfg, "fr", wait_k=3)
-    forwards = [0]  # model calls: source chunks, target tokens (or header), ahead
-    for name in ("_encode_source", "_target_forward", "_forward_ahead"):
-        setattr(translator, name, _counted(getattr(translator, name), forwards))
     per_word: list[float] = []
     per_forward: list[float] = []
     for n, source in enumerate(sources):
@@ -395,13 +392,14 @@ def part_word_times(model, tokenizer, cfg: Config, label: str, sentences: int = 
             translator.feed([word])
             if i == len(words) - 1:
                 translator.end_sentence()
-            start, calls = time.perf_counter(), forwards[0]
+            start, calls = time.perf_counter(), translator.stats.forwards
             written = sum(e.word is not None for e in translator.events())
             spent = time.perf_counter() - start
             if written and n:
                 per_word += [spent / written] * written
-            if forwards[0] > calls and n:
-                per_forward += [spent / (forwards[0] - calls)] * (forwards[0] - calls)
+            forwards = translator.stats.forwards - calls  # source chunks, target tokens, ahead
+            if forwards and n:
+                per_forward += [spent / forwards] * forwards
     if not per_word:
         console.print(f"(g) write time per word, {label}: no word written\n")
         return
@@ -420,14 +418,6 @@ def part_word_times(model, tokenizer, cfg: Config, label: str, sentences: int = 
             f"{p99 / median:.2f}",
         )  # fmt: skip
     console.print(table)
-
-
-def _counted(method, counter: list[int]):
-    def counting(*args, **kwargs):
-        counter[0] += 1
-        return method(*args, **kwargs)
-
-    return counting
 
 
 # -- (d) quality and latency ----------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -60,6 +60,23 @@ class TokenEvent:
     source_words_read: int
     target_words: int  # target words finished in this sentence
     sentence: Sentence  # the sentence being translated (its words so far)
+
+
+@dataclass(frozen=True)
+class Forward:
+    """One model call the decode loop needs: ``tokens`` on ``stream`` of the cache.
+
+    The loop yields it and gets back the logits of its last ``rows`` positions (none
+    for source tokens, whose keys and values are all that is needed). A translator
+    runs its own (:meth:`StreamingTranslator.events`); a batch runs those of several
+    translators in one forward (:mod:`juno.simul.batch`).
+    """
+
+    stream: Stream
+    tokens: list[int]
+    rows: int = 0  # logits wanted, from the end (0 on the source stream)
+    kind: str = "target"  # what its time is accounted as: source, header, target
+    drafted: int = 0  # the last ``drafted`` tokens are drafts (their time is verifying)
 
 
 @functools.cache
@@ -210,6 +227,7 @@ class StreamingTranslator:
         # ``cache`` builds the KV cache from the layer count: the dual-stream cache, or
         # ``InterleavedCache``, the one-sequence baseline the benchmark compares with.
         self.cache = cache(num_layers)
+        self.stats = Stats()
         self.pipelined = False  # (set below; the prefix is encoded and waited for)
         self._encode_source(list(self.prompt.prefix))
         self.prefix_slots = self.cache.slots
@@ -248,7 +266,6 @@ class StreamingTranslator:
         self._logits: mx.array | None = None
         self._tokens: list[int] = []  # sampled target tokens of this sentence
         self._text = ""
-        self.stats = Stats()
 
     # -- live input -----------------------------------------------------------
 
@@ -298,17 +315,33 @@ class StreamingTranslator:
 
     def events(self) -> Iterator[TokenEvent]:
         """Run until starved; yield every sampled target token."""
+        run = self.run()
+        result = None
+        while True:
+            try:
+                item = run.send(result)
+            except StopIteration:
+                return
+            if isinstance(item, Forward):
+                result = self._execute(item)
+            else:
+                result = None
+                yield item
+
+    def run(self) -> Generator[TokenEvent | Forward, mx.array | None, None]:
+        """The decode loop until starved: yields each sampled token's event, and each
+        model call it needs (a :class:`Forward`), to be sent back its logits."""
         policy = self.policy
         while True:
             action = policy.next_action()
             if action is Action.WAIT:
                 return
             if action in (Action.READ, Action.READ_END):
-                self._read()
+                yield from self._read()
             elif action is Action.START:
-                self._start()
+                yield from self._start()
             elif action is Action.FEED:
-                self._feed(policy.held)
+                yield from self._feed(policy.held)
                 policy.on_fed()
             elif action is Action.SAMPLE:
                 event = self._sample()
@@ -317,7 +350,7 @@ class StreamingTranslator:
             elif action is Action.FINISH:
                 self._next_sentence()
 
-    def _read(self) -> None:
+    def _read(self) -> Generator[Forward, Any, None]:
         """Encode every source piece the policy asks for, in one chunk."""
         policy, words = self.policy, self._sentences[0].words
         tokens: list[int] = []
@@ -333,21 +366,17 @@ class StreamingTranslator:
         self._drop_drafts()  # target tokens after this read must see it
         if self.drafter is not None:
             self.drafter.on_source(tokens, self._target_ids)
-        start = time.perf_counter()
-        self._encode_source(tokens)
-        self.stats.add_source(len(tokens), time.perf_counter() - start)
+        yield Forward(Stream.SOURCE, tokens, kind="source")
 
-    def _start(self) -> None:
+    def _start(self) -> Generator[Forward, Any, None]:
         """First write of the sentence: fix phi and encode the assistant header."""
         gap = phi_gap(self.phi)
         phi = self.phi if gap is None else self.cache.source_len + gap
         self.cache.set_phi(phi)
         if self.drafter is not None:
             self.drafter.on_start(phi)
-        start = time.perf_counter()
-        self._target_forward(list(self.prompt.header), timed=False)
         # The header is prompt work (as in mlx-lm's accounting), not decoding.
-        self.stats.add_header(len(self.prompt.header), time.perf_counter() - start)
+        yield from self._target_forward(list(self.prompt.header), kind="header")
         self.policy.on_started()
 
     def _sample(self) -> TokenEvent | None:
@@ -472,13 +501,44 @@ class StreamingTranslator:
     # -- model calls ----------------------------------------------------------
 
     def _encode_source(self, tokens: list[int]) -> None:
-        self.cache.use(Stream.SOURCE)
-        self._body(mx.array([tokens]), cache=self.cache.layers)
-        self.cache.commit(len(tokens))
-        if self.pipelined:
-            mx.async_eval(self.cache.arrays())  # nothing waits for it: the next write does
+        self._execute(Forward(Stream.SOURCE, tokens, kind="prefix"))
+
+    def _execute(self, call: Forward) -> mx.array | None:
+        """Run ``call`` on this translator's cache: the logits of its last ``rows``."""
+        start = time.perf_counter()
+        self.cache.use(call.stream)
+        tokens = mx.array([call.tokens])
+        if not call.rows:
+            self._body(tokens, cache=self.cache.layers)
+            self.cache.commit(len(call.tokens))
+            if self.pipelined:
+                mx.async_eval(self.cache.arrays())  # nothing waits for it: the next write does
+            else:
+                mx.eval(self.cache.arrays())  # (timed: the source's share of the compute)
+            rows = None
         else:
-            mx.eval(self.cache.arrays())  # (timed: the source's share of the compute)
+            logits = self.model(tokens, cache=self.cache.layers)
+            self.cache.commit(len(call.tokens))
+            rows = logits[:, -call.rows :, :]
+            if self.pipelined and call.rows == 1:
+                mx.async_eval(rows)  # sampling reads it back
+            else:
+                mx.eval(rows)
+        self.stats.forwards += 1
+        self.account(call, time.perf_counter() - start)
+        return rows
+
+    def account(self, call: Forward, seconds: float) -> None:
+        """Count ``seconds`` of compute spent on ``call`` in the stats."""
+        n = len(call.tokens)
+        if call.kind == "source":
+            self.stats.add_source(n, seconds)
+        elif call.kind == "header":
+            self.stats.add_header(n, seconds)
+        elif call.kind == "target":
+            self.stats.add_target(n, seconds)
+            if call.drafted:
+                self.draft_stats.verify_s += seconds
 
     def _fed_whatever_it_is(self) -> bool:
         """The token being sampled will be fed unless it ends the sentence (EOS, the last
@@ -493,6 +553,7 @@ class StreamingTranslator:
         self.cache.commit(1)
         self._ahead = logits[:, -1, :]
         mx.async_eval(self._ahead)
+        self.stats.forwards += 1
 
     def _keep_ahead(self, token: int) -> None:
         """The token dispatched ahead is fed: its logits are the next ones."""
@@ -506,34 +567,20 @@ class StreamingTranslator:
             self.cache.rollback(1)
             self._ahead = None
 
-    def _target_forward(self, tokens: list[int], timed: bool = True, drafted: int = 0) -> None:
+    def _target_forward(
+        self, tokens: list[int], kind: str = "target", drafted: int = 0
+    ) -> Generator[Forward, Any, None]:
         """Encode ``tokens`` on the target stream; the last ``drafted`` are drafts."""
-        start = time.perf_counter()
-        self.cache.use(Stream.TARGET)
-        logits = self.model(mx.array([tokens]), cache=self.cache.layers)
-        self.cache.commit(len(tokens))
+        rows = yield Forward(Stream.TARGET, tokens, drafted + 1, kind, drafted)
         self._target_ids += tokens
+        self._logits = rows[:, 0, :]
         if drafted:
-            rows = logits[:, len(tokens) - drafted - 1 :, :]
-            mx.eval(rows)
-            self._logits = rows[:, 0, :]
             self._rows = [rows[:, i, :] for i in range(1, drafted + 1)]
             self._pending = tokens[len(tokens) - drafted :]
-        else:
-            self._logits = logits[:, -1, :]
-            if self.pipelined:
-                mx.async_eval(self._logits)  # sampling reads it back
-            else:
-                mx.eval(self._logits)
-        spent = time.perf_counter() - start
-        if drafted:
-            self.draft_stats.verify_s += spent
-        if timed:
-            self.stats.add_target(len(tokens), spent)
 
     # -- speculative writing (see juno.simul.speculative) --------------------
 
-    def _feed(self, token: int) -> None:
+    def _feed(self, token: int) -> Generator[Forward, Any, None]:
         """Encode the token the policy holds, and verify new drafts in the same forward."""
         if self._pending and self._pending[0] == token:
             # Drafted, verified, and now sampled: already in the cache with its logits.
@@ -556,9 +603,9 @@ class StreamingTranslator:
             self._round = (len(drafts), 0)
             self.draft_stats.rounds += 1
             self.draft_stats.proposed += len(drafts)
-            self._target_forward([token, *drafts], drafted=len(drafts))
+            yield from self._target_forward([token, *drafts], drafted=len(drafts))
         else:
-            self._target_forward([token])
+            yield from self._target_forward([token])
 
     def _within_policy(self, drafts: list[int]) -> list[int]:
         """The drafts up to the start of a word the policy does not allow yet."""
@@ -596,6 +643,7 @@ class Stats:
     sampled: int = 0
     target_s: float = 0.0  # decoding: feeding and sampling target tokens
     header_s: float = 0.0  # encoding the assistant header of each sentence
+    forwards: int = 0  # model calls (a batch's call counts once for each of its rows)
 
     def add_source(self, n: int, seconds: float) -> None:
         self.source_tokens += n
