@@ -42,15 +42,14 @@ class Recorder(StreamingTranslator):
         self.undone_ahead = 0  # ... and rolled back (a take-back, an end, the word limit)
         super().__init__(*args, **kwargs)
 
-    def _execute(self, call):
-        rows = super()._execute(call)
+    def took(self, call, rows, seconds):
+        super().took(call, rows, seconds)
         if rows is None:
             self.source_ids += call.tokens
         else:
             self.target_ids += call.tokens
             self.seen += [self.cache.source_len] * len(call.tokens)
             self.rows[len(self.target_ids) - 1] = rows[0, -1]
-        return rows
 
     def _keep_ahead(self, token: int) -> None:
         super()._keep_ahead(token)

@@ -524,12 +524,13 @@ class StreamingTranslator:
                 mx.async_eval(rows)  # sampling reads it back
             else:
                 mx.eval(rows)
-        self.stats.forwards += 1
-        self.account(call, time.perf_counter() - start)
+        self.took(call, rows, time.perf_counter() - start)
         return rows
 
-    def account(self, call: Forward, seconds: float) -> None:
-        """Count ``seconds`` of compute spent on ``call`` in the stats."""
+    def took(self, call: Forward, rows: mx.array | None, seconds: float) -> None:
+        """``call`` ran, giving ``rows``, in ``seconds`` of compute (this row's share of
+        a batch): counted in the stats."""
+        self.stats.forwards += 1
         n = len(call.tokens)
         if call.kind == "source":
             self.stats.add_source(n, seconds)
