@@ -19,7 +19,7 @@ def shared_data() -> Path:
 
 
 # FLORES-200 file names of the languages the benchmark and ``juno tune`` use.
-FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn"}
+FLORES = {"en": "eng_Latn", "fr": "fra_Latn", "de": "deu_Latn", "es": "spa_Latn"}
 
 
 def flores_pairs(text: str) -> list[tuple[str, str]]:

@@ -13,7 +13,7 @@ from juno.paths import flores_dev
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--pairs", "en-xx"], "--pairs: en-xx not available (en-fr, en-de)"),
+        (["--pairs", "en-xx"], "--pairs: en-xx not available (en-fr, en-de, en-es)"),
         (["--settings", "plain/source"], "--settings: 'plain/source' is not POLICY/PHI/K"),
         (["--settings", "fancy/source/3"], "--policies: unknown fancy"),
         (["--ks", "three"], "is not POLICY/PHI/K"),

@@ -211,7 +211,7 @@ def test_the_offline_share_of_steps_is_laid_out_offline(share):
         (["--teacher-examples", "2"], "--teacher-examples is for --targets model"),
         (["--targets", "model", "--teacher-examples", "en-fr=1"], "a count >= 0 for each of"),
         (["--targets", "model", "--teacher-examples", "two"], "must be N or PAIR=N"),
-        (["--pairs", "en-xx"], "--pairs: en-xx not available (en-fr, en-de)"),
+        (["--pairs", "en-xx"], "--pairs: en-xx not available (en-fr, en-de, en-es)"),
         (["--pairs", "fr-en"], "--pairs: fr-en not available"),
         (["--pairs", ","], "--pairs: no language pair given"),
     ],

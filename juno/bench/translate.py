@@ -10,7 +10,10 @@ Parts (``--parts``, all by default), on the first FLORES-200 dev sentences:
   prompt length);
 - quality: BLEU, chrF, AL and LAAL (source words) for wait-k and phi against
   offline whole-sentence translation, en->fr and en->de;
-- memory: peak memory and cache size after 10 and after N sentences of one session.
+- memory: peak memory and cache size after 10 and after N sentences of one session;
+- speculative: drafting writers against the plain one (``juno.simul.speculative``);
+- targets: several target languages as one batch against each alone
+  (:mod:`juno.bench.targets`).
 
 On 2 shared CPU cores the 0.5B model decodes a few tokens per second, so the
 defaults are small (roughly 45 minutes on 2 idle cores, over an hour when they
@@ -36,7 +39,7 @@ from juno.errors import JunoError
 from juno.paths import flores_dev, flores_pairs
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
-PARTS = ("cost", "baseline", "speed", "quality", "memory", "speculative")
+PARTS = ("cost", "baseline", "speed", "quality", "memory", "speculative", "targets")
 
 
 def _policy(
@@ -145,6 +148,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--tokenizer", type=Path, help="speed with --shapes: a folder with tokenizer.json"
+    )
+    p.add_argument("--targets", default="fr,de,es", help="targets: the target languages")
+    p.add_argument("--targets-sentences", type=int, default=10, help="targets: FLORES sentences")
+    p.add_argument(
+        "--targets-start", type=int, default=0, help="targets: first FLORES dev line (0-based)"
     )
     p.add_argument(
         "--mac-cost-ratio",
@@ -743,6 +751,13 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         part_quality(model, tokenizer, cfg, args, settings, pairs)
     if "speculative" in parts:
         part_speculative(model, tokenizer, cfg, args, flores_pairs(args.pairs))
+    if "targets" in parts:
+        from juno.bench.targets import part_targets
+
+        targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+        part_targets(
+            model, tokenizer, cfg, targets, args.targets_sentences, args.targets_start, console
+        )
     if "memory" in parts:
         part_memory(
             model, tokenizer, cfg, cfg.translate.wait_k, args.memory_sentences, args.memory_words

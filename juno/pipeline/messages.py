@@ -91,6 +91,8 @@ class TargetWord(Message):
     committed_wall_s: float
     # It follows the previous word without a space ("9:" "30" is "9:30").
     attached: bool = False
+    # The language it is in (ISO 639-1), one of the session's target languages.
+    language: str = ""
     # The sending stage's work so far: tokens its model generated, and the compute they
     # took (seconds); the room's /stats gives their ratio.
     stage_tokens: int = 0
@@ -109,6 +111,8 @@ class SentenceEnd(Message):
     # The source sentence and its translation, whole.
     source: str
     target: str
+    # The translation's language (ISO 639-1): each target language ends each sentence.
+    language: str = ""
     # The sending stage's work so far: tokens its model generated, and the compute they
     # took (seconds); the room's /stats gives their ratio.
     stage_tokens: int = 0
