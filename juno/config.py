@@ -157,8 +157,8 @@ class BusConfig:
 class Config:
     # Language spoken (ISO 639-1 code).
     source_language: str = "en"
-    # Language to translate into (ISO 639-1 code).
-    target_language: str = "fr"
+    # Language(s) to translate into (ISO 639-1 code; several at once: a list, or fr,de,es).
+    target_language: str | list[str] = "fr"
     models: ModelsConfig = field(default_factory=ModelsConfig)
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
@@ -166,12 +166,21 @@ class Config:
     display: DisplayConfig = field(default_factory=DisplayConfig)
     bus: BusConfig = field(default_factory=BusConfig)
 
+    @property
+    def target_languages(self) -> list[str]:
+        """The target languages in order: one, or several (a list, or codes joined by commas)."""
+        value = self.target_language
+        items = value if isinstance(value, list) else value.split(",")
+        return [item.strip() for item in items if item.strip()]
+
 
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
@@ -189,6 +198,10 @@ def _check_value(value: Any, tp: Any) -> Any:
             except TypeError:
                 continue
         raise TypeError
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError
+        return [_check_value(item, typing.get_args(tp)[0]) for item in value]
     if tp is type(None):
         if value is None:
             return None
@@ -340,8 +353,15 @@ def check(config: Config, source: str = "config") -> None:
     """The checks beyond types: the translator's options (k, phi, end_reads...), languages."""
     from juno.simul.options import TranslateOptions
 
+    targets = config.target_languages
+    if not targets:
+        raise JunoError(f"{source}: target_language: no language given")
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise JunoError(f"{source}: target_language: {', '.join(twice)} given twice")
     try:
-        TranslateOptions.from_config(config)
+        for target in targets:
+            TranslateOptions.from_config(config, target)
     except JunoError as e:
         raise JunoError(f"{source}: {e}") from None
 

@@ -2,7 +2,9 @@
 
 Words are fed to the streaming translator as they arrive, also between two
 decoded tokens, so the wait-k policy always sees every word already spoken.
-Sentences follow one another; end of stream finishes the last one.
+Sentences follow one another; end of stream finishes the last one. With several
+target languages, one :class:`~juno.simul.batch.BatchTranslator` writes them all
+(each word and sentence end is sent tagged with its language).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ class _Link:
     """The translator between its sockets: feeds source words, sends what it writes."""
 
     def __init__(self, translator, words: zmq.Socket, target: zmq.Socket) -> None:
-        self.translator = translator
+        self.translator = translator  # a StreamingTranslator, or a BatchTranslator
+        self.rows = getattr(translator, "rows", [translator])
         self.words, self.target = words, target
         self.seq = 0
         self.origin_wall_s = 0.0
@@ -56,7 +59,9 @@ class _Link:
 
     def translate(self, control: stage.Control) -> None:
         """Write what the policy allows, taking new words between tokens."""
-        for event in self.translator.events():
+        for item in self.translator.events():
+            row, event = item if isinstance(item, tuple) else (0, item)
+            language = self.rows[row].options.target_language
             sentence = event.sentence
             index = sentence.fed[0].sentence  # the transcriber's sentence number
             if event.word is not None:
@@ -71,6 +76,7 @@ class _Link:
                         event.word.delay,
                         time.time(),
                         event.word.attached,
+                        language,
                     )  # fmt: skip
                 )
             if event.sentence_done:
@@ -82,23 +88,25 @@ class _Link:
                         index,
                         " ".join(w.text for w in sentence.items),
                         sentence.text,
+                        language,
                     )  # fmt: skip
                 )
-                self.translated += 1
+                self.translated += row == 0
             control.handle()
             if control.stop_requested:
                 return
             self.take_input()
 
     def _send(self, msg) -> None:
-        stats = self.translator.stats
-        work = stats.source_s + stats.header_s + stats.target_s
-        bus.send(self.target, replace(msg, stage_tokens=stats.sampled, stage_compute_s=work))
+        tokens = sum(row.stats.sampled for row in self.rows)
+        work = sum(r.stats.source_s + r.stats.header_s + r.stats.target_s for r in self.rows)
+        bus.send(self.target, replace(msg, stage_tokens=tokens, stage_compute_s=work))
         self.seq += 1
 
 
 def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
     from juno.models.loading import load_llm
+    from juno.simul.batch import BatchTranslator
     from juno.simul.engine import StreamingTranslator
     from juno.simul.options import TranslateOptions
     from juno.simul.speculative import load_drafter
@@ -107,12 +115,17 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
     words = bus.socket(ctx, zmq.PULL, bind=args.words)
     target = bus.socket(ctx, zmq.XPUB, bind=args.target)
     model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
-    options = TranslateOptions.from_config(cfg)
-    drafter = load_drafter(options, cfg, tokenizer)
-    translator = StreamingTranslator(model, tokenizer, options, drafter=drafter)
+    targets = cfg.target_languages
+    options = TranslateOptions.from_config(cfg, targets[0])
+    if len(targets) > 1:
+        drafter = None
+        translator = BatchTranslator.create(model, tokenizer, options, targets)
+    else:
+        drafter = load_drafter(options, cfg, tokenizer)
+        translator = StreamingTranslator(model, tokenizer, options, drafter=drafter)
     link = _Link(translator, words, target)
     bus.wait_subscribers(link.target, args.subscribers, 60, "translations")
-    control.ready(llm=path.name, wait_k=translator.policy.k)
+    control.ready(llm=path.name, wait_k=options.wait_k)
     control.wait_start()
     while link.end is None or translator.pending_words:
         control.handle()
@@ -124,6 +137,13 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
         link.translate(control)
     bus.send(link.target, EndOfStream(link.seq, link.end.stream_s, link.end.reason))
     log.info("translated %d sentences", link.translated)
+    if len(targets) > 1:
+        log.info(
+            "%d languages: %d batched forwards, %.2f rows each",
+            len(targets),
+            translator.batches,
+            translator.batched_rows / max(1, translator.batches),
+        )
     drafts = translator.draft_stats.summary() if drafter is not None else {}
     if drafts:
         log.info("drafts: %s", drafts)

@@ -226,3 +226,31 @@ def test_draft_acceptance_is_reported_where_drafts_ran():
     assert "draft acceptance" not in report_mod.markdown(
         report_mod.build([speech_record("c")], {}, 1, False)
     )
+
+
+def test_batched_languages_write_what_each_writes_alone(tmp_path, tiny_llm):
+    """``--batch``: an item's languages at once give each language's own words, and one
+    compute figure for the batch."""
+    manifest = tmp_path / "text.json"
+    item = {"id": "one", "lang": "en", "source": "Ask not what your country can do for you.",
+            "translations": {"fr": "Ne demandez pas ce que votre pays peut faire pour vous.",
+                             "de": "Fragt nicht, was euer Land für euch tun kann."}}  # fmt: skip
+    manifest.write_text(json.dumps([item]))
+    out = tmp_path / "out"
+    args = ["eval", str(manifest), "--out", str(out), "--llm", str(tiny_llm), "--wait-k", "2"]
+    args += ["--batch", "--no-offline"]
+    plain = ["--set", "translate.one_line=false", "--set", "translate.read_on_end=false"]
+    plain += ["--set", "translate.examples=0", "--set", "translate.no_repeat_ngram=0"]
+    plain += ["--set", "translate.max_tokens_per_word=3"]
+    assert main(args + plain) == 0
+    runs = json.loads((out / "items.jsonl").read_text().splitlines()[0])["mt"]
+    by = {(r["target"], r["setting"]): r for r in runs}
+    assert set(by) == {(t, s) for t in ("fr", "de") for s in ("wait-2", "wait-2 batched")}
+    for target in ("fr", "de"):
+        alone, batched = by[(target, "wait-2")], by[(target, "wait-2 batched")]
+        assert batched["text"] and batched["text"] == alone["text"]
+        assert batched["delays"] == alone["delays"] and batched["languages"] == 2
+    assert by[("fr", "wait-2 batched")]["compute_s"] == by[("de", "wait-2 batched")]["compute_s"]
+    rep = json.loads((out / "report.json").read_text())
+    settings = [(r["target"], r["setting"]) for r in rep["translation"]]
+    assert settings.index(("fr", "wait-2 batched")) == settings.index(("fr", "wait-2")) + 1

@@ -76,7 +76,8 @@ def part_targets(
     from juno.simul.engine import StreamingTranslator
     from juno.simul.options import TranslateOptions
 
-    options = replace(TranslateOptions.from_config(cfg), source_language="en", draft="off")
+    options = TranslateOptions.from_config(cfg, targets[0])
+    options = replace(options, source_language="en", draft="off")
     sources = flores_dev("en")[start : start + n_sentences]
     # One sentence first, untimed, alone and batched: the first calls of a shape compile.
     warm = flores_dev("en")[start + n_sentences : start + n_sentences + 1]

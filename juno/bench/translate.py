@@ -176,7 +176,7 @@ def _translator(model, tokenizer, cfg: Config, target: str, cache=None, **change
     from juno.simul.speculative import load_drafter
 
     options = dataclasses.replace(
-        TranslateOptions.from_config(cfg), source_language="en", target_language=target, **changes
+        TranslateOptions.from_config(cfg, target), source_language="en", **changes
     )
     drafter = load_drafter(options, cfg, tokenizer)
     if cache is None:
@@ -632,9 +632,8 @@ def part_speculative(model, tokenizer, cfg: Config, args: argparse.Namespace, pa
 
     def options(target: str, k: int) -> TranslateOptions:
         return dataclasses.replace(
-            TranslateOptions.from_config(cfg),
+            TranslateOptions.from_config(cfg, target),
             source_language="en",
-            target_language=target,
             wait_k=k,
             draft="off",
         )

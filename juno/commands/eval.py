@@ -41,6 +41,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="only the first N items")
     p.add_argument("--chunk-ms", type=int, default=100, help="audio fed per replay tick")
     p.add_argument("--no-offline", action="store_true", help="skip the offline cascade")
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="also translate each item's target languages at once, as one batch "
+        "(rows 'wait-k batched'; their compute is the whole batch's)",
+    )
     add_flag(p, "--whisper", key="transcribe.model", help="Whisper spec (transcribe.model)")
     add_flag(p, "--llm", key="translate.model", help="LLM spec (translate.model)")
     p.add_argument("--out", type=Path, help="output folder (default: eval-results/<timestamp>)")
@@ -66,7 +72,7 @@ def _settings(args: argparse.Namespace, cfg: Config):
             raise JunoError(
                 f"--wait-k: expected integers like 1,3,5, got {args.wait_k!r}"
             ) from None
-    base = TranslateOptions.from_config(cfg)
+    base = TranslateOptions.from_config(cfg, cfg.target_languages[0])
     for k in ks:
         replace(base, wait_k=k)  # each k meets the options' checks now, not mid-run
     modes = _list(args.modes, "--modes")
@@ -88,6 +94,7 @@ def _settings(args: argparse.Namespace, cfg: Config):
         modes=tuple(m for m in MODES if m in modes),
         chunk_s=args.chunk_ms / 1000,
         offline=not args.no_offline,
+        batch=args.batch,
     )
 
 
@@ -129,7 +136,7 @@ def _run_info(args, cfg: Config, settings, evaluator, items, machine: dict, star
         "models": models,
         "settings": {
             "wait_k": list(settings.ks),
-            "phi": TranslateOptions.from_config(cfg).phi,
+            "phi": TranslateOptions.from_config(cfg, cfg.target_languages[0]).phi,
             "targets": list(settings.targets) if settings.targets else "all with references",
             "modes": list(settings.modes),
             "chunk_ms": args.chunk_ms,

@@ -44,7 +44,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     add_flag(p, "--source", key="source_language", help="spoken language code (source_language)")
     add_flag(
-        p, "--target", key="target_language", help="translation language code (target_language)"
+        p,
+        "--target",
+        key="target_language",
+        help="translation language code, or several at once: fr,de,es (target_language)",
     )
     add_flag(
         p,

@@ -33,8 +33,12 @@ def _mean(values: Iterable[float | None]) -> float | None:
     return statistics.fmean(kept) if kept else None
 
 
-def _setting_order(setting: str) -> tuple[int, int]:
-    return (0, 0) if setting == "offline" else (1, int(setting.removeprefix("wait-")))
+def _setting_order(setting: str) -> tuple[int, int, bool]:
+    """offline, then by k; a batched run ("wait-3 batched") after the one-language run."""
+    if setting == "offline":
+        return (0, 0, False)
+    k, _, batched = setting.removeprefix("wait-").partition(" ")
+    return (1, int(k), bool(batched))
 
 
 def transcription_rows(records: list[dict]) -> list[dict]:

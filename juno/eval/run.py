@@ -26,7 +26,13 @@ from juno.audio import SAMPLE_RATE_HZ
 from juno.config import Config
 from juno.eval.manifest import Item
 from juno.eval.score import lagging, speech_delays_ms
-from juno.eval.timeline import Arrival, TimelineStats, Written, translate_timeline
+from juno.eval.timeline import (
+    Arrival,
+    TimelineStats,
+    Written,
+    translate_timeline,
+    translate_timeline_rows,
+)
 
 MODES = ("unaware", "aware")
 
@@ -45,6 +51,8 @@ class Settings:
     chunk_s: float = 0.1
     # Also run the offline cascade (the ceiling).
     offline: bool = True
+    # Also translate an item's target languages all at once, as one batch (juno.simul.batch).
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Evaluator:
         self.tokenizer: Any = None
         self.llm_path = None
         self._translators: dict[tuple[str, str, int], Any] = {}
+        self._batches: dict[tuple[str, tuple[str, ...], int], Any] = {}
 
     def targets(self, item: Item) -> list[str]:
         """Target languages this item is translated into: those with a reference."""
@@ -113,16 +122,68 @@ class Evaluator:
             from juno.simul.speculative import load_drafter
 
             options = replace(
-                TranslateOptions.from_config(self.cfg),
-                source_language=source,
-                target_language=target,
-                wait_k=k,
+                TranslateOptions.from_config(self.cfg, target), source_language=source, wait_k=k
             )
             drafter = load_drafter(options, self.cfg, self.tokenizer)
             self._translators[key] = StreamingTranslator(
                 self.llm, self.tokenizer, options, drafter=drafter
             )
         return self._translators[key]
+
+    def _batch(self, source: str, targets: tuple[str, ...], k: int) -> Any:
+        """One batch translator per source, target languages and k (see :meth:`_translator`)."""
+        key = (source, targets, k)
+        if key not in self._batches:
+            from juno.simul.batch import BatchTranslator
+            from juno.simul.options import TranslateOptions
+
+            options = replace(
+                TranslateOptions.from_config(self.cfg, targets[0]),
+                source_language=source,
+                wait_k=k,
+                draft="off",
+            )
+            self._batches[key] = BatchTranslator.create(self.llm, self.tokenizer, options, targets)
+        return self._batches[key]
+
+    def _batched(
+        self,
+        item: Item,
+        record: dict,
+        arrivals: list[Arrival],
+        end_s: float,
+        mode: str,
+        progress: Callable[[str], None],
+    ) -> list[tuple[dict, TimelineStats]]:
+        """Every target of the item at once, one batch per k: a run per language, whose
+        compute is the whole batch's (all its languages), and the batch's timeline stats."""
+        targets = tuple(self.targets(item))
+        if not self.settings.batch or len(targets) < 2:
+            return []
+        out = []
+        for k in self.settings.ks:
+            progress(f"{mode} wait-{k} {','.join(targets)} batched")
+            batch = self._batch(item.lang, targets, k)
+            stats = TimelineStats()
+            peak = _reset_peak()
+            rows = translate_timeline_rows(batch, arrivals, end_s, mode == "aware", stats)
+            peak_bytes = peak()
+            for row, target in enumerate(targets):
+                written = rows[row]
+                if item.kind == "speech":
+                    delays = speech_delays_ms([w.time_s for w in written])
+                else:
+                    delays = [float(w.source_words) for w in written]
+                run = _mt_run(target, k, mode, written, delays, record, item)
+                run.update(setting=f"wait-{k} batched", languages=len(targets))
+                run["first_word"] = _num(
+                    (written[0].time_s if item.kind == "speech" else delays[0])
+                    if written
+                    else math.nan
+                )
+                run["peak_bytes"] = peak_bytes
+                out.append((run, stats))
+        return out
 
     # -- one item ---------------------------------------------------------------
 
@@ -173,6 +234,13 @@ class Evaluator:
                     run["rtf"] = run["compute_s"] / audio_s
                     run["peak_bytes"] = max(asr_peak, peak())
                     record["mt"].append(run)
+            for run, stats in self._batched(
+                item, record, heard.arrivals, heard.end_s, mode, progress
+            ):
+                run["compute_s"] = asr_s + stats.compute_s
+                run["rtf"] = run["compute_s"] / audio_s
+                run["peak_bytes"] = max(asr_peak, run["peak_bytes"])
+                record["mt"].append(run)
         if self.settings.offline:
             self._speech_offline(item, audio, record, progress)
 
@@ -275,6 +343,11 @@ class Evaluator:
                 run["first_word"] = delays[0] if delays else None
                 run.update(compute_s=mt_s, rtf=None, peak_bytes=peak())
                 record["mt"].append(run)
+        for run, stats in self._batched(
+            item, record, arrivals, float(len(words)), "unaware", progress
+        ):
+            run.update(compute_s=stats.compute_s, rtf=None)
+            record["mt"].append(run)
 
 
 def _reset_peak() -> Callable[[], int]:

@@ -15,7 +15,7 @@ slower than the speaker.
 from __future__ import annotations
 
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,7 +24,8 @@ from juno.eval.score import whole_words
 
 
 class Translator(Protocol):
-    """What the timeline needs of juno.simul.engine.StreamingTranslator."""
+    """What the timeline needs of juno.simul.engine.StreamingTranslator (or of a
+    juno.simul.batch.BatchTranslator, whose events are (row, event) pairs)."""
 
     def feed(self, words: str) -> None: ...
     def end_sentence(self) -> None: ...
@@ -67,10 +68,24 @@ def translate_timeline(
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[Written]:
     """Run the translator over the arrivals; the stream ends (last sentence closed) at end_s."""
+    return translate_timeline_rows(translator, arrivals, end_s, compute_aware, stats, clock)[0]
+
+
+def translate_timeline_rows(
+    translator: Translator,
+    arrivals: Iterable[Arrival],
+    end_s: float,
+    compute_aware: bool = False,
+    stats: TimelineStats | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[int, list[Written]]:
+    """:func:`translate_timeline` for a translator of several rows (target languages):
+    each row's words; a single translator's are row 0."""
     stats = stats if stats is not None else TimelineStats()
     pending = deque(sorted(arrivals, key=lambda a: a.time_s))
-    parts: list[Written] = []  # the translator's words, a word written in parts apart
-    attached: list[bool] = []
+    # The translator's words per row, a word written in parts apart.
+    parts: dict[int, list[Written]] = defaultdict(list)
+    attached: dict[int, list[bool]] = defaultdict(list)
     now = 0.0
     ended = False
 
@@ -97,15 +112,20 @@ def translate_timeline(
                 now += spent
             if event is None:
                 break
+            row, event = event if isinstance(event, tuple) else (0, event)
             if event.word is not None:
-                parts.append(Written(event.word.text, now, event.word.delay))
-                attached.append(event.word.attached)
+                parts[row].append(Written(event.word.text, now, event.word.delay))
+                attached[row].append(event.word.attached)
             take(now)
         if ended:
             # Everything was fed and the last sentence closed: it is translated to the end.
             # A word written in parts ("9:" then "30") is one word, complete at its last.
-            return [
-                Written("".join(p.text for p in group), group[-1].time_s, group[-1].source_words)
-                for group in whole_words(parts, attached)
-            ]
+            rows = getattr(translator, "rows", [translator])
+            return {
+                row: [
+                    Written("".join(p.text for p in g), g[-1].time_s, g[-1].source_words)
+                    for g in whole_words(parts[row], attached[row])
+                ]
+                for row in range(len(rows))
+            }
         now = max(now, pending[0].time_s if pending else end_s)

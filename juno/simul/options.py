@@ -171,13 +171,22 @@ class TranslateOptions:
             ) from None
 
     @classmethod
-    def from_config(cls, cfg: Any) -> TranslateOptions:
-        """The options of a :class:`juno.config.Config` (its languages and translate section)."""
+    def from_config(cls, cfg: Any, target: str | None = None) -> TranslateOptions:
+        """The options of a :class:`juno.config.Config` (its languages and translate section),
+        into ``target``: by default the config's one target language."""
+        if target is None:
+            targets = cfg.target_languages
+            if len(targets) > 1:
+                raise JunoError(
+                    f"several target languages ({', '.join(targets)}): this command "
+                    "translates into one (--target)"
+                )
+            target = targets[0] if targets else ""
         section = cfg.translate
         keys = {f.name for f in fields(cls)} & {f.name for f in fields(section)}
         return cls(
             source_language=cfg.source_language,
-            target_language=cfg.target_language,
+            target_language=target,
             **{key: getattr(section, key) for key in keys},
         )
 
