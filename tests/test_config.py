@@ -101,3 +101,31 @@ def test_command_line_override_syntax():
 def test_round_trip_through_plain_data():
     cfg = config.load(None, [config.parse_override("translate.wait_k=4")])
     assert config.from_dict(config.to_dict(cfg)) == cfg
+
+
+def test_several_target_languages_as_a_list_or_joined_by_commas(tmp_path):
+    assert config.load().target_languages == ["fr"]
+    path = tmp_path / "c.yaml"
+    path.write_text("target_language: [fr, de, es]\n")
+    assert config.load(path).target_languages == ["fr", "de", "es"]
+    joined = config.load(None, [{"target_language": "fr, de"}])
+    assert joined.target_languages == ["fr", "de"]
+    assert config.from_dict(config.to_dict(config.load(path))).target_languages == ["fr", "de", "es"]
+    for bad, message in (
+        ("[fr, de, fr]", "target_language: fr given twice"),
+        ("[]", "target_language: no language given"),
+        ("[fr, xx]", "xx"),
+        ("{fr: 1}", "must be str or a list of str"),
+    ):
+        path.write_text(f"target_language: {bad}\n")
+        with pytest.raises(JunoError, match=re.escape(message)):
+            config.load(path)
+
+
+def test_a_one_language_command_refuses_several_targets():
+    from juno.simul.options import TranslateOptions
+
+    cfg = config.load(None, [{"target_language": "fr,de"}])
+    with pytest.raises(JunoError, match=r"several target languages \(fr, de\)"):
+        TranslateOptions.from_config(cfg)
+    assert TranslateOptions.from_config(cfg, "de").target_language == "de"
