@@ -10,7 +10,9 @@ live (one source word at a time, the writer run until it waits after each):
 - the words: each language's batched translation against its translation alone
   (sentences that differ are printed, with the first differing word);
 - quality per language (BLEU, chrF against FLORES, LAAL in source words), alone
-  and batched.
+  and batched;
+- memory over a long session of the batch: peak after 10 and after N sentences
+  (cut to a few words, as the memory part does for one language).
 """
 
 from __future__ import annotations
@@ -69,7 +71,14 @@ def _live(translator, sources: list[str], languages: list[str]) -> Run:
 
 
 def part_targets(
-    model, tokenizer, cfg: Config, targets: list[str], n_sentences: int, start: int, console
+    model,
+    tokenizer,
+    cfg: Config,
+    targets: list[str],
+    n_sentences: int,
+    start: int,
+    console,
+    memory_sentences: int = 200,
 ) -> None:
     from juno.bench.translate import _score, _table
     from juno.simul.batch import BatchTranslator
@@ -150,3 +159,28 @@ def part_targets(
         console.print(f"  {lang} line {line}, from word {at + 1}:")
         console.print(f"    alone:   {a}\n    batched: {b}")
     console.print()
+    if memory_sentences > 10:
+        batch = BatchTranslator.create(model, tokenizer, options, targets)
+        _memory(batch, memory_sentences, console)
+
+
+def _memory(batch, n: int, console, n_words: int = 4) -> None:
+    """Peak memory of one batch session after 10 and after ``n`` sentences."""
+    import mlx.core as mx
+
+    sources = [" ".join(s.split()[:n_words]) for s in flores_dev("en", n)]
+    mx.reset_peak_memory()
+    marks = {}
+    for i, source in enumerate(sources, start=1):
+        batch.feed(source.split())
+        batch.finish()
+        if i in (10, n):
+            marks[i] = (mx.get_peak_memory(), batch.nbytes)
+    growth = marks[n][0] / marks[10][0] - 1
+    verdict = "ok" if growth <= 0.05 else "OVER"
+    console.print(
+        f"(h) memory of the batch over one session ({n} sentences cut to {n_words} words): "
+        f"peak {marks[10][0] / 1e9:.3f} GB after 10, {marks[n][0] / 1e9:.3f} GB after {n} "
+        f"(grew {100 * growth:.2f}%, target <= 5%: {verdict}); KV caches "
+        f"{marks[10][1] / 1e6:.1f} MB, then {marks[n][1] / 1e6:.1f} MB\n"
+    )

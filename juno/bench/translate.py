@@ -755,7 +755,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
         targets = [t.strip() for t in args.targets.split(",") if t.strip()]
         part_targets(
-            model, tokenizer, cfg, targets, args.targets_sentences, args.targets_start, console
+            model,
+            tokenizer,
+            cfg,
+            targets,
+            args.targets_sentences,
+            args.targets_start,
+            wide,
+            args.memory_sentences,
         )
     if "memory" in parts:
         part_memory(
