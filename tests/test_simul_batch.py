@@ -14,7 +14,7 @@ import mlx.core as mx
 import pytest
 from test_simul_cache import TOLERANCE, tiny_model
 from test_simul_engine import EOS, VOCAB, CharTokenizer, options
-from test_simul_engine_exact import LETTER, SPACE, Recorder
+from test_simul_engine_exact import LETTER, POLICIES, SPACE, Recorder
 
 from juno.errors import JunoError
 from juno.simul.batch import BatchTranslator
@@ -180,3 +180,56 @@ def test_batch_construction_refuses_what_it_cannot_do():
     other = tiny_model("llama")
     with pytest.raises(ValueError, match="share one model"):
         BatchTranslator([batch.rows[0], StreamingTranslator(other, tok, base)])
+
+
+def _processor(policy: str):
+    """Each row's own copy of the exactness test's processor for ``policy``."""
+    if "min_confidence" in POLICIES[policy]:
+        return sometimes_unsure()
+    if "end_reads" in POLICIES[policy]:
+        calls = [0]
+
+        def two_in_three(tokens, logits):
+            calls[0] += 1
+            if calls[0] % 3:
+                return logits + mx.zeros((VOCAB,)).at[EOS].add(1e4)
+            return logits
+
+        return two_in_three
+    return wants_to_end(3)
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_every_policy_of_the_exactness_test_stays_exact_in_a_batch(policy):
+    """Three languages under one policy, at different k and phi: each row's logits equal
+    its reference pass, and its words are those it writes alone."""
+    model = tiny_model("qwen2")
+    rules = dict(POLICIES[policy])
+    examples = rules.pop("examples", [])
+
+    def rows():
+        return [
+            Recorder(
+                model,
+                CharTokenizer(),
+                options(
+                    wait_k=k,
+                    phi=phi,
+                    max_tokens_per_word=3,
+                    max_words_per_sentence=6,
+                    target_language=lang,
+                    **rules,
+                ),
+                examples=examples,
+                logits_processors=[_processor(policy)],
+            )
+            for lang, k, phi in (("fr", 2, 0), ("de", 3, "source+16"), ("es", 1, 1024))
+        ]
+
+    batch = BatchTranslator(rows())
+    batched = live(batch)
+    for row in batch.rows:
+        assert len(row.diffs) >= 8 and max(row.diffs) <= TOLERANCE and all(row.agree)
+    for i in range(3):
+        alone = live(rows()[i])
+        assert [t for r, t in batched if r == i] == [t for _, t in alone], i
