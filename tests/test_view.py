@@ -1,3 +1,4 @@
+import dataclasses
 import io
 
 import pytest
@@ -196,3 +197,69 @@ def test_plain_printer_lines():
     assert out.getvalue() == (
         "source\t2\t1.25\t1.50\tHello\ntarget\t2\t3\tBonjour\nsentence\t2\tBonjour à tous.\n"
     )
+
+
+def in_language(msg, language: str):
+    return dataclasses.replace(msg, language=language)
+
+
+def test_several_languages_each_get_their_own_column():
+    view = LiveView({**STATUS, "target_language": "fr, de"}, Transcript(["fr", "de"]))
+    view.add(source(0, "Hello", 0.5), ORIGIN_S + 1)
+    view.add(source(0, "there.", 1.0, last=True), ORIGIN_S + 1.5)
+    view.add(in_language(target(0, "Bonjour.", 1.0), "fr"), ORIGIN_S + 2)
+    view.add(in_language(target(0, "Hallo", 1.0), "de"), ORIGIN_S + 2)
+    view.add(in_language(sentence_end(0, "Hello there.", "Bonjour."), "fr"), ORIGIN_S + 2)
+    # An untagged word is in the first language.
+    view.add(target(1, "Comment", 2.0), ORIGIN_S + 3)
+    view.add(in_language(target(1, "Wie", 2.0), "de"), ORIGIN_S + 3)
+
+    first, second = view.transcript.sentences
+    assert first.translations["fr"].done and not first.translations["de"].done
+    assert not first.done and first.target == "Bonjour."
+    assert (second.translations["fr"].target, second.translations["de"].target) == (
+        "Comment",
+        "Wie",
+    )
+    lines = render(view).splitlines()
+    header = [cell.strip() for cell in lines[0].split("│")]
+    assert header == ["Source (English)", "French", "German"]
+    row = next(line for line in lines if "Hello" in line)
+    assert [cell.strip() for cell in row.split("│")] == ["Hello there.", "Bonjour.", "Hallo …"]
+    row = next(line for line in lines if "Comment" in line)
+    assert [cell.strip() for cell in row.split("│")] == ["…", "Comment …", "Wie …"]
+    status = view.status_line().plain
+    assert "en → fr, de" in status and "words 2 → 2, 2" in status
+
+
+def test_one_language_tagged_or_not_looks_as_before():
+    tagged, untagged = LiveView(STATUS, Transcript(["fr"])), LiveView(STATUS)
+    for view, language in ((tagged, "fr"), (untagged, "")):
+        view.add(source(0, "Hi.", 0.5, last=True), ORIGIN_S + 1)
+        view.add(in_language(target(0, "Salut.", 0.5), language), ORIGIN_S + 2)
+        view.add(in_language(sentence_end(0, "Hi.", "Salut."), language), ORIGIN_S + 2)
+    assert render(tagged) == render(untagged)
+    assert "Translation (French)" in render(tagged)
+    assert "words 1 → 1" in tagged.status_line().plain
+
+
+def test_room_layout_shows_each_languages_translation():
+    view = LiveView(STATUS, Transcript(["fr", "de"]), layout="room")
+    view.add(source(0, "Hello.", 0.5, last=True), ORIGIN_S + 1)
+    view.add(in_language(sentence_end(0, "Hello.", "Bonjour."), "fr"), ORIGIN_S + 2)
+    view.add(in_language(target(0, "Hallo", 0.5), "de"), ORIGIN_S + 2)
+    lines = [line.strip() for line in render(view).splitlines() if line.strip()]
+    assert lines == ["Bonjour.", "Hallo …"]
+
+
+def test_plain_printer_names_the_language_when_there_are_several():
+    out = io.StringIO()
+    printer = PlainPrinter(out, ["fr", "de"])
+    printer.add(target(2, "Bonjour", 1.5, read=3))
+    printer.add(in_language(target(2, "Hallo", 1.5, read=3), "de"))
+    printer.add(in_language(sentence_end(2, "Hello", "Hallo."), "de"))
+    assert out.getvalue().splitlines() == [
+        "target\tfr\t2\t3\tBonjour",
+        "target\tde\t2\t3\tHallo",
+        "sentence\tde\t2\tHallo.",
+    ]

@@ -1,10 +1,11 @@
 """What the display process shows: the transcript and its translation, live.
 
 :class:`Transcript` holds the sentences as the words arrive, :class:`LiveView`
-renders it for a :class:`rich.live.Live` (two columns or a large "room"
-layout, plus a status line), and :class:`PlainPrinter` writes one line per
-event when the output is not a terminal. None of them reads a clock: the
-display process passes in the wall-clock time it shows each message at.
+renders it for a :class:`rich.live.Live` (columns: the source and a translation
+per target language, or a large "room" layout, plus a status line), and
+:class:`PlainPrinter` writes one line per event when the output is not a
+terminal. None of them reads a clock: the display process passes in the
+wall-clock time it shows each message at.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from rich import box
-from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.padding import Padding
 from rich.segment import Segment, SegmentLines
 from rich.table import Table
 from rich.text import Text
 
+from juno.display.targets import Targets
 from juno.languages import NAMES
 from juno.pipeline.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
 from juno.simul.policy import join_words
@@ -35,19 +37,32 @@ LAYOUTS = ("columns", "room")
 
 
 @dataclass
+class Translation:
+    """One sentence's translation into one language, as far as it has arrived."""
+
+    words: list[TargetWord] = field(default_factory=list)
+    # Complete (its SentenceEnd arrived).
+    done: bool = False
+    # The whole text from SentenceEnd, which wins over the joined words.
+    text: str = ""
+
+    @property
+    def target(self) -> str:
+        return self.text or join_words(self.words)
+
+
+@dataclass
 class Sentence:
-    """One source sentence and its translation, as far as they have arrived."""
+    """One source sentence and its translations, as far as they have arrived."""
 
     index: int
     source_words: list[str] = field(default_factory=list)
-    target_words: list[TargetWord] = field(default_factory=list)
+    # One per target language, in the transcript's order.
+    translations: dict[str, Translation] = field(default_factory=dict)
     # The transcriber committed the sentence's last word.
     source_done: bool = False
-    # The translation is complete (its SentenceEnd arrived).
-    done: bool = False
-    # The whole texts from SentenceEnd, which win over the joined words.
+    # The whole source from SentenceEnd, which wins over the joined words.
     source_text: str = ""
-    target_text: str = ""
 
     @property
     def source(self) -> str:
@@ -55,7 +70,16 @@ class Sentence:
 
     @property
     def target(self) -> str:
-        return self.target_text or join_words(self.target_words)
+        """The translation into the first target language."""
+        return next(iter(self.translations.values()), Translation()).target
+
+    @property
+    def done(self) -> bool:
+        """Every translation is complete."""
+        return all(t.done for t in self.translations.values())
+
+    def translation(self, language: str) -> Translation:
+        return self.translations.setdefault(language, Translation())
 
 
 def _median(values: Iterable[float]) -> float | None:
@@ -67,15 +91,20 @@ class Transcript:
     """The sentences so far, by index, and how far behind the speaker they are shown.
 
     Sentences fill independently: the source of sentence 3 may arrive while the
-    translation of sentence 1 is still being written.
+    translation of sentence 1 is still being written. ``languages`` are the target
+    languages (see :class:`~juno.display.targets.Targets`; none given: one).
     """
 
-    def __init__(self, lag_window_words: int = LAG_WINDOW_WORDS) -> None:
+    def __init__(
+        self, languages: Iterable[str] = (), lag_window_words: int = LAG_WINDOW_WORDS
+    ) -> None:
+        self.targets = Targets(languages)
         self._sentences: dict[int, Sentence] = {}
         self._source_lags_s: deque[float] = deque(maxlen=lag_window_words)
         self._target_lags_s: deque[float] = deque(maxlen=lag_window_words)
         self.source_word_count = 0
         self.target_word_count = 0
+        self.target_word_counts = dict.fromkeys(self.targets.languages, 0)
         # EndOfStream arrived: nothing more will.
         self.ended = False
 
@@ -91,19 +120,23 @@ class Transcript:
             self.source_word_count += 1
             self._source_lags_s.append(shown_wall_s - (msg.origin_wall_s + msg.end_s))
         elif isinstance(msg, TargetWord):
-            self._sentence(msg.sentence).target_words.append(msg)
+            language = self.targets.of(msg.language)
+            self._sentence(msg.sentence).translation(language).words.append(msg)
             self.target_word_count += 1
+            self.target_word_counts[language] = self.target_word_counts.get(language, 0) + 1
             self._target_lags_s.append(shown_wall_s - (msg.origin_wall_s + msg.stream_s))
         elif isinstance(msg, SentenceEnd):
             sentence = self._sentence(msg.sentence)
-            sentence.source_done = sentence.done = True
-            sentence.source_text, sentence.target_text = msg.source, msg.target
+            translation = sentence.translation(self.targets.of(msg.language))
+            sentence.source_done = translation.done = True
+            sentence.source_text, translation.text = msg.source, msg.target
         elif isinstance(msg, EndOfStream):
             self.ended = True
 
     def _sentence(self, index: int) -> Sentence:
         if index not in self._sentences:
-            self._sentences[index] = Sentence(index)
+            translations = {language: Translation() for language in self.targets.languages}
+            self._sentences[index] = Sentence(index, translations=translations)
         return self._sentences[index]
 
     @property
@@ -129,14 +162,17 @@ def _language(code: Any) -> str:
 class LiveView:
     """A rich renderable of a :class:`Transcript` that fits the console height.
 
-    ``layout="columns"``: source and translation side by side, one row per
-    sentence, the newest at the bottom, a status line under them.
-    ``layout="room"``: the translation only, large and spaced, for an audience.
-    Sentences not yet translated in full are shown in yellow with a trailing
-    cursor. ``status`` holds what the status line shows (``whisper``, ``llm``,
-    ``source_language``, ``target_language``, ``wait_k``); missing keys are left
-    out. ``state`` is the state text the display process sets ("listening",
-    "draining…"); it reads "done" once EndOfStream arrived.
+    ``layout="columns"``: source and translation side by side (a column per target
+    language, titled with its name, when there are several), one row per sentence,
+    the newest at the bottom, a status line under them.
+    ``layout="room"``: the translation only (each language's under the one before),
+    large and spaced, for an audience.
+    Translations not yet complete are shown in yellow with a trailing cursor (the
+    source too until all its translations are). ``status`` holds what the status
+    line shows (``whisper``, ``llm``, ``source_language``, ``target_language``,
+    ``wait_k``); missing keys are left out. ``state`` is the state text the
+    display process sets ("listening", "draining…"); it reads "done" once
+    EndOfStream arrived.
     """
 
     def __init__(
@@ -160,7 +196,8 @@ class LiveView:
         height = options.height or options.max_height
         options = options.reset_height()
         if self.layout == "room":
-            rows = (self._room_row(s) for s in reversed(self.transcript.sentences) if s.target)
+            sentences = reversed(self.transcript.sentences)
+            rows = (self._room_row(s) for s in sentences if any(_targets(s)))
             yield SegmentLines(_last_lines(console, options, rows, height), new_lines=True)
             return
         header = console.render_lines(self._header(), options, pad=False)
@@ -174,26 +211,39 @@ class LiveView:
         def title(kind: str, key: str) -> str:
             return f"{kind} ({_language(self.status[key])})" if key in self.status else kind
 
-        table = _columns(show_header=True)
+        targets = self.transcript.targets
+        table = _columns(show_header=True, translations=len(targets.languages))
         table.columns[0].header = title("Source", "source_language")
-        table.columns[1].header = title("Translation", "target_language")
+        if targets.several:
+            for column, language in zip(table.columns[1:], targets.languages, strict=True):
+                column.header = _language(language)
+        else:
+            table.columns[1].header = title("Translation", "target_language")
         return table
 
     def _row(self, sentence: Sentence) -> Table:
-        style = "" if sentence.done else IN_PROGRESS_STYLE
         source = sentence.source if sentence.source_done else _with_cursor(sentence.source)
-        target = sentence.target if sentence.done else _with_cursor(sentence.target)
-        table = _columns(show_header=False)
-        table.add_row(Text(source, style=style), Text(target, style=style))
+        cells = [Text(source, style="" if sentence.done else IN_PROGRESS_STYLE)]
+        for language in self.transcript.targets.languages:
+            translation = sentence.translations.get(language) or Translation()
+            if translation.done:
+                cells.append(Text(translation.target))
+            else:
+                cells.append(Text(_with_cursor(translation.target), style=IN_PROGRESS_STYLE))
+        table = _columns(show_header=False, translations=len(cells) - 1)
+        table.add_row(*cells)
         return table
 
     def _room_row(self, sentence: Sentence) -> RenderableType:
-        if sentence.done:
-            text = Text(sentence.target, style="bold")
-        else:
-            text = Text(_with_cursor(sentence.target), style=IN_PROGRESS_STYLE)
-        text.justify = "center"
-        return Padding(text, (0, 4, 1, 4))
+        texts = []
+        for translation in _targets(sentence):
+            if translation.done:
+                text = Text(translation.target, style="bold")
+            else:
+                text = Text(_with_cursor(translation.target), style=IN_PROGRESS_STYLE)
+            text.justify = "center"
+            texts.append(text)
+        return Padding(Group(*texts), (0, 4, 1, 4))
 
     def status_line(self) -> Text:
         """State, lags, word counts, languages, models and wait-k, on one line.
@@ -201,14 +251,20 @@ class LiveView:
         The changing fields come first so a narrow console cuts the fixed ones.
         """
         s, t = self.status, self.transcript
+        languages = t.targets.languages
+        written, targets = str(t.target_word_count), s.get("target_language", "?")
+        if t.targets.several:
+            # The words written in each target language, in the columns' order.
+            written = ", ".join(str(t.target_word_counts.get(lang, 0)) for lang in languages)
+            targets = ", ".join(languages)
         parts = [
             f"lag src {_seconds(t.source_lag_s)}, tgt {_seconds(t.target_lag_s)}",
-            f"words {t.source_word_count} → {t.target_word_count}",
+            f"words {t.source_word_count} → {written}",
         ]
         if "room" in s:
             parts.append(f"room {s['room']}")
-        if "source_language" in s or "target_language" in s:
-            parts.append(f"{s.get('source_language', '?')} → {s.get('target_language', '?')}")
+        if "source_language" in s or "target_language" in s or t.targets.several:
+            parts.append(f"{s.get('source_language', '?')} → {targets}")
         parts += [f"{key} {s[key]}" for key in ("whisper", "llm") if key in s]
         if "wait_k" in s:
             parts.append(f"wait-k {s['wait_k']}")
@@ -218,9 +274,15 @@ class LiveView:
         return line
 
 
-def _columns(show_header: bool) -> Table:
-    # One table per row, all with the same two ratio columns, so rows line up
-    # and each row's height can be measured to fit whole rows in the console.
+def _targets(sentence: Sentence) -> list[Translation]:
+    """The sentence's translations that have a text so far."""
+    return [t for t in sentence.translations.values() if t.target]
+
+
+def _columns(show_header: bool, translations: int = 1) -> Table:
+    # One table per row, all with the same ratio columns (the source, then a translation
+    # per language), so rows line up and each row's height can be measured to fit whole
+    # rows in the console.
     table = Table(
         box=box.MINIMAL,
         show_header=show_header,
@@ -229,8 +291,8 @@ def _columns(show_header: bool) -> Table:
         padding=(0, 1),
         header_style="bold",
     )
-    table.add_column(ratio=1)
-    table.add_column(ratio=1)
+    for _ in range(1 + translations):
+        table.add_column(ratio=1)
     return table
 
 
@@ -267,12 +329,15 @@ class PlainPrinter:
         target    <sentence>  <source_words_read>  <text>
         sentence  <sentence>  <whole translation of the sentence>
 
-    Other messages print nothing. :meth:`add` takes the same arguments as
-    :meth:`LiveView.add`, so the display process can hold either.
+    With several target ``languages``, target and sentence lines name theirs after
+    the kind (``target  de  <sentence> ...``). Other messages print nothing.
+    :meth:`add` takes the same arguments as :meth:`LiveView.add`, so the display
+    process can hold either.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, languages: Iterable[str] = ()) -> None:
         self.stream = stream
+        self.targets = Targets(languages)
 
     def add(self, msg: Message, shown_wall_s: float | None = None) -> None:
         """Print the line of ``msg``, if it has one."""
@@ -284,6 +349,8 @@ class PlainPrinter:
             fields = ["sentence", msg.sentence, msg.target]
         else:
             return
+        if isinstance(msg, TargetWord | SentenceEnd) and self.targets.several:
+            fields.insert(1, self.targets.of(msg.language))
         line = "\t".join(str(f).replace("\t", " ").replace("\n", " ") for f in fields)
         self.stream.write(line + "\n")
         self.stream.flush()
