@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from juno.display.latency import format_report, load_events, report, source_lags, translation_lags
+from juno.display.latency import (
+    format_report,
+    load_events,
+    report,
+    source_lags,
+    translation_lags,
+    translation_lags_by_language,
+)
 
 ORIGIN = 1000.0
 
@@ -183,3 +190,52 @@ def test_report_from_a_recorded_session(tmp_path):
     assert rep["source_lag"]["median_s"] == pytest.approx(0.2)
     assert rep["translation_lag"]["median_s"] == pytest.approx(0.6)
     assert rep["sentences"] == 1
+
+
+def in_language(event: dict, language: str) -> dict:
+    return {**event, "language": language}
+
+
+def test_translation_lag_is_matched_within_each_language():
+    events = [
+        src(0, 1.0, 1.2),
+        src(0, 2.0, 2.2),
+        # French writes after one word read, German after two.
+        in_language(tgt(0, 1, 1.5), "fr"),
+        in_language(tgt(0, 2, 2.5), "de"),
+        in_language(tgt(0, 2, 2.6), "fr"),
+        in_language(end(0, 3.0), "de"),
+        in_language(end(0, 3.5), "fr"),
+    ]
+    # Matched across languages, word 1 of German would take French's 1.5.
+    rep = report(events)
+    by_language = rep["translation_lag_by_language"]
+    assert list(by_language) == ["fr", "de"]
+    assert by_language["fr"]["count"] == 2
+    assert by_language["fr"]["median_s"] == pytest.approx((0.5 + 0.6) / 2)
+    assert by_language["de"]["median_s"] == pytest.approx((1.5 + 0.5) / 2)
+    # Over all languages: each source word once per language.
+    assert translation_lags(events) == pytest.approx([0.5, 0.6, 1.5, 0.5])
+    assert rep["translation_lag"]["count"] == 4
+    assert rep["sentences"] == 1 and rep["target_words"] == 3
+    text = format_report(rep)
+    rows = [[cell.strip() for cell in line.split("│")[1:3]] for line in text.splitlines()]
+    assert ["into fr", "2"] in rows and ["into de", "2"] in rows
+    assert "1 sentences translated into fr, de" in text
+
+
+def test_an_untagged_translation_is_in_the_first_language():
+    events = [src(0, 1.0, 1.2), tgt(0, 1, 1.5), in_language(tgt(0, 1, 2.0), "de"), end(0, 2.5)]
+    events.insert(1, in_language(tgt(0, 1, 1.4), "fr"))
+    assert translation_lags_by_language(events) == {
+        "fr": pytest.approx([0.4]),
+        "de": pytest.approx([1.0]),
+    }
+
+
+def test_one_language_has_no_lag_by_language():
+    events = [src(0, 1.0, 1.2), in_language(tgt(0, 1, 1.5), "fr"), in_language(end(0, 2.0), "fr")]
+    rep = report(events)
+    assert "translation_lag_by_language" not in rep
+    assert rep["translation_lag"]["median_s"] == pytest.approx(0.5)
+    assert "into" not in format_report(rep)

@@ -13,6 +13,13 @@ Times are wall-clock seconds; a source word's audio end happened at
   is used; without a SentenceEnd the word has no translation lag. Words with
   empty text are not counted in i, as the translator skips them.
 
+With several target languages (the ``language`` of target words and sentence
+ends; an empty one is the first language the events name) a source word has a
+translation lag in each, matched within that language only:
+``translation_lag_by_language`` gives each language's statistics, and
+``translation_lag`` is over all languages together (each source word counted
+once per language), as for a single language it is over that one.
+
 Per process, from heartbeats (dicts with ``process, cpu_s, rss_bytes,
 mlx_peak_bytes, wall_s``): CPU seconds between the first and last heartbeat,
 the mean CPU % over that span, peak RSS, RSS at the first heartbeat 60 s or more
@@ -34,6 +41,8 @@ from rich.table import Table
 
 # The memory of a stage should be flat after warm-up; this is where warm-up ends.
 WARMUP_S = 60.0
+# The events of a translation, each in one target language.
+_TRANSLATED = ("target_word", "sentence_end")
 
 
 def load_events(path: Path) -> list[dict[str, Any]]:
@@ -61,14 +70,35 @@ def source_lags(events: list[dict[str, Any]]) -> list[float]:
     ]
 
 
+def languages_of(events: list[dict[str, Any]]) -> list[str]:
+    """The target languages the events name, in order of first appearance (none: ``[]``)."""
+    named = (e.get("language", "") for e in events if e["type"] in _TRANSLATED)
+    return list(dict.fromkeys(language for language in named if language))
+
+
 def translation_lags(events: list[dict[str, Any]]) -> list[float]:
-    """Translation lag of each source word that has one, in event order."""
+    """Translation lag of each source word that has one, in event order, language after
+    language (see :func:`translation_lags_by_language`)."""
+    return [lag for lags in translation_lags_by_language(events).values() for lag in lags]
+
+
+def translation_lags_by_language(events: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """By target language (``""`` when the events name none), the translation lag of
+    each source word that has one in it, in event order."""
+    languages = languages_of(events) or [""]
+    return {language: _lags(events, language, languages[0]) for language in languages}
+
+
+def _lags(events: list[dict[str, Any]], language: str, first: str) -> list[float]:
+    """Translation lags into ``language``: its target words and sentence ends only."""
     targets: dict[int, list[dict]] = defaultdict(list)
     ends: dict[int, float] = {}
     for e in events:
+        if e["type"] not in _TRANSLATED or (e.get("language") or first) != language:
+            continue
         if e["type"] == "target_word":
             targets[e["sentence"]].append(e)
-        elif e["type"] == "sentence_end":
+        else:
             ends.setdefault(e["sentence"], e["shown_wall_s"])
     read: dict[int, int] = defaultdict(int)
     lags = []
@@ -122,15 +152,26 @@ def report(
     summaries: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Counts, lag statistics (median, p90; seconds), per-process resource use, and the
-    writer's drafts when it drafted (``summaries``: what each stage's Done said)."""
+    writer's drafts when it drafted (``summaries``: what each stage's Done said).
+
+    ``sentences`` counts the sentences translated (in any target language); with several
+    languages, ``translation_lag_by_language`` gives each one's lag statistics.
+    """
     origin = next((e["origin_wall_s"] for e in events if "origin_wall_s" in e), None)
     drafts = (summaries or {}).get("translate", {}).get("drafts")
+    by_language = translation_lags_by_language(events)
+    pooled = [lag for lags in by_language.values() for lag in lags]
     return {
         "source_words": sum(e["type"] == "source_word" for e in events),
         "target_words": sum(e["type"] == "target_word" for e in events),
-        "sentences": sum(e["type"] == "sentence_end" for e in events),
+        "sentences": len({e["sentence"] for e in events if e["type"] == "sentence_end"}),
         "source_lag": _stats(source_lags(events)),
-        "translation_lag": _stats(translation_lags(events)),
+        "translation_lag": _stats(pooled),
+        **(
+            {"translation_lag_by_language": {k: _stats(v) for k, v in by_language.items()}}
+            if len(by_language) > 1
+            else {}
+        ),
         "processes": {
             name: _process(beats, origin)
             for name, beats in sorted((heartbeats or {}).items())
@@ -153,14 +194,17 @@ def format_report(rep: dict[str, Any]) -> str:
     lags = Table(title="Latency", title_justify="left")
     for column in ("", "words", "median", "p90"):
         lags.add_column(column, justify="left" if not column else "right")
-    for label, key in (("shown", "source_lag"), ("translated", "translation_lag")):
-        s = rep[key]
+    by_language = rep.get("translation_lag_by_language", {})
+    rows = [("shown", rep["source_lag"]), ("translated", rep["translation_lag"])]
+    rows += [(f"  into {language}", s) for language, s in by_language.items()]
+    for label, s in rows:
         lags.add_row(label, str(s["count"]), _seconds(s["median_s"]), _seconds(s["p90_s"]))
     console = Console(file=io.StringIO(), width=100, color_system=None)
     console.print(lags)
+    into = f" into {', '.join(by_language)}" if by_language else ""
     console.print(
         f"{rep['source_words']} source words, {rep['target_words']} target words, "
-        f"{rep['sentences']} sentences translated"
+        f"{rep['sentences']} sentences translated{into}"
     )
     if rep["processes"]:
         procs = Table(title="Processes", title_justify="left")
