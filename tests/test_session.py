@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from juno.display.session import TEXT_FILES, SessionRecorder, new_session_folder
+from juno.display.session import TEXT_FILES, SessionRecorder, new_session_folder, text_files
 from juno.display.subtitles import MAX_LINE_CHARS, source_cues_of, target_cues_of, to_srt
 from juno.pipeline.messages import EndOfStream, Heartbeat, SentenceEnd, SourceWord, TargetWord
 
@@ -31,11 +31,13 @@ class Feed:
             self._next(), end, ORIGIN, text, start, end, 0.9, False, sentence, ORIGIN + end
         )
 
-    def target(self, text: str, sentence: int, read: int) -> TargetWord:
-        return TargetWord(self._next(), 0.0, ORIGIN, text, sentence, read, ORIGIN)
+    def target(self, text: str, sentence: int, read: int, language: str = "") -> TargetWord:
+        return TargetWord(
+            self._next(), 0.0, ORIGIN, text, sentence, read, ORIGIN, language=language
+        )
 
-    def end(self, sentence: int, source: str, target: str) -> SentenceEnd:
-        return SentenceEnd(self._next(), 0.0, ORIGIN, sentence, source, target)
+    def end(self, sentence: int, source: str, target: str, language: str = "") -> SentenceEnd:
+        return SentenceEnd(self._next(), 0.0, ORIGIN, sentence, source, target, language)
 
 
 def clock() -> float:
@@ -287,16 +289,18 @@ def test_new_session_folder_is_stamped_and_unique(tmp_path):
     SessionRecorder(a, {}).close()  # the recorder takes the reserved folder
 
 
-def written_every_time_and_once(tmp_path: Path, msgs: list) -> tuple[SessionRecorder, ...]:
-    every = SessionRecorder(tmp_path / "every", {})
-    once = SessionRecorder(tmp_path / "once", {})
+def written_every_time_and_once(
+    tmp_path: Path, msgs: list, languages: tuple[str, ...] = ()
+) -> tuple[SessionRecorder, ...]:
+    every = SessionRecorder(tmp_path / "every", {}, target_languages=languages)
+    once = SessionRecorder(tmp_path / "once", {}, target_languages=languages)
     for m in msgs:
         every.record(m, 0.0)
         every.write_texts()
         once.record(m, 0.0)
     every.close()
     once.close()
-    for name in TEXT_FILES:
+    for name in text_files(languages):
         assert read(every, name) == read(once, name), name
     return every, once
 
@@ -330,3 +334,92 @@ def test_an_earlier_sentence_growing_pushes_the_next_cue(tmp_path):
     msgs = [f.source("a", 1.0, 1.0, 0), f.source("b", 0.8, 2.0, 1), f.source("c", 1.1, 3.0, 0)]
     _, once = written_every_time_and_once(tmp_path, msgs)
     assert parse(read(once, "transcript.srt"), False) == [(1.0, 3.0, "a c"), (3.0, 3.5, "b")]
+
+
+def two_languages(f: Feed) -> list:
+    """Two sentences translated into French and German; the untagged ones are French."""
+    return [
+        f.source("Hello", 1.0, 1.4, 0),
+        f.source("world.", 1.5, 2.0, 0),
+        f.target("Bonjour", 0, 1),
+        f.target("Hallo", 0, 1, "de"),
+        f.target("le monde.", 0, 2, "fr"),
+        f.end(0, "Hello world.", "Bonjour le monde.", "fr"),
+        f.target("Welt.", 0, 2, "de"),
+        f.end(0, "Hello world.", "Hallo Welt.", "de"),
+        f.source("How", 3.0, 3.2, 1),
+        f.source("are", 3.3, 3.5, 1),
+        f.target("Wie", 1, 2, "de"),
+        f.source("you?", 3.6, 4.0, 1),
+        f.target("Comment", 1, 2, "fr"),
+    ]
+
+
+def test_several_languages_have_translation_files_each(tmp_path):
+    with SessionRecorder(tmp_path / "s", {}, target_languages=["fr", "de"]) as rec:
+        for m in two_languages(Feed()):
+            rec.record(m, 0.0)
+    names = sorted(p.name for p in rec.folder.iterdir())
+    assert names == sorted(["events.jsonl", "session.json", *text_files(["fr", "de"])])
+    assert "translation.txt" not in names and "translation.de.vtt" in names
+    assert read(rec, "transcript.txt") == "Hello world.\nHow are you?\n"
+    assert read(rec, "translation.fr.txt") == "Bonjour le monde.\nComment\n"
+    assert read(rec, "translation.de.txt") == "Hallo Welt.\nWie\n"
+    for vtt, ext in ((False, "srt"), (True, "vtt")):
+        fr = parse(read(rec, f"translation.fr.{ext}"), vtt)
+        assert fr == [(1.0, 2.0, "Bonjour le monde."), (3.0, 4.0, "Comment")]
+        de = parse(read(rec, f"translation.de.{ext}"), vtt)
+        assert de == [(1.0, 2.0, "Hallo Welt."), (3.0, 4.0, "Wie")]
+    # The log names each translation's language, the untagged one's too.
+    events = [json.loads(x) for x in read(rec, "events.jsonl").splitlines()]
+    languages = [(e["text"], e["language"]) for e in events if e["type"] == "target_word"]
+    assert languages[:3] == [("Bonjour", "fr"), ("Hallo", "de"), ("le monde.", "fr")]
+    ends = [(e["target"], e["language"]) for e in events if e["type"] == "sentence_end"]
+    assert ends == [("Bonjour le monde.", "fr"), ("Hallo Welt.", "de")]
+    assert json.loads(read(rec, "session.json"))["target_languages"] == ["fr", "de"]
+
+
+def test_one_language_keeps_the_file_names_tagged_or_not(tmp_path):
+    f = Feed()
+    msgs = [f.source("Hi.", 1.0, 1.5, 0), f.target("Salut.", 0, 1, "fr"), f.end(0, "Hi.", "Salut.")]
+    with SessionRecorder(tmp_path / "s", {}, target_languages=["fr"]) as rec:
+        for m in msgs:
+            rec.record(m, 0.0)
+    assert sorted(p.name for p in rec.folder.iterdir()) == sorted(
+        ["events.jsonl", "session.json", *TEXT_FILES]
+    )
+    assert read(rec, "translation.txt") == "Salut.\n"
+    events = [json.loads(x) for x in read(rec, "events.jsonl").splitlines()]
+    assert [e["language"] for e in events if e["type"] != "source_word"] == ["fr", "fr"]
+
+
+@pytest.mark.parametrize("session_json", [True, False])
+def test_replay_writes_each_languages_files_as_recorded(tmp_path, session_json):
+    """After a crash the run rewrites the texts from events.jsonl: the same files, named
+    by session.json's languages, else by those the events name."""
+    with SessionRecorder(tmp_path / "s", {}, target_languages=["fr", "de"]) as rec:
+        for m in two_languages(Feed()):
+            rec.record(m, 0.0)
+    written = {name: read(rec, name) for name in text_files(["fr", "de"])}
+    for name in written:
+        (rec.folder / name).unlink()
+    if not session_json:
+        (rec.folder / "session.json").unlink()
+    SessionRecorder.replay(rec.folder).write_texts()
+    assert {name: read(rec, name) for name in written} == written
+
+
+def test_rewriting_each_language_at_every_message_gives_the_same_files(tmp_path):
+    f = Feed()
+    msgs = []
+    for s in range(4):
+        t = s * 1.5  # sentences overlap: each is clipped by the next
+        msgs += [f.source(f"s{s}w{w}", t + w * 0.2, t + w * 0.2 + 0.1, s) for w in range(6)]
+        for language in ("fr", "de"):
+            msgs += [f.target(f"{language}{s}w{w}" * (1 + w), s, w + 1, language) for w in range(5)]
+        # German ends each sentence (sentence 0 with two cues); French ends none.
+        msgs.append(f.end(s, "", f"a whole sentence {s} " * (1 + 4 * (s == 0)), "de"))
+    _, once = written_every_time_and_once(tmp_path, msgs, ("fr", "de"))
+    assert len(parse(read(once, "translation.fr.srt"), False)) > 4
+    german = [cue[2] for cue in parse(read(once, "translation.de.srt"), False)]
+    assert len(german) == 5 and german[-1] == "a whole sentence 3"

@@ -1,14 +1,19 @@
 """The session folder a display writes while a session runs.
 
-- ``session.json``: the caller's meta (config, models) plus start time; rewritten
-  at close with the end time.
+- ``session.json``: the caller's meta (config, models) plus start time and the
+  target languages when given; rewritten at close with the end time.
 - ``events.jsonl``: one JSON line per shown message (``type``, ``shown_wall_s``
-  and the message's fields), flushed at once so a crash loses nothing shown.
+  and the message's fields; a translation's ``language`` is the target language
+  it is in, an untagged one's too), flushed at once so a crash loses nothing shown.
 - ``transcript.txt`` / ``translation.txt``: one sentence per line, line i of one
   pairing with line i of the other (a side with no text yet is an empty line).
 - ``transcript.srt|vtt`` / ``translation.srt|vtt``: one cue per sentence (several
   for a long one); a translation cue spans its source sentence's audio. The
   layout and the formats are in :mod:`juno.display.subtitles`.
+
+With several target languages each has its translation files, named with its
+code: ``translation.de.txt``, ``translation.de.srt``, ``translation.de.vtt``
+(:func:`translation_file`); line i of each still pairs with line i of the transcript.
 
 The texts are rewritten whole (each file atomically) by :meth:`write_texts`;
 sentences still in progress are included with what they have so far.
@@ -21,33 +26,48 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from juno.display.subtitles import Cue, fit, source_cues_of, srt_cues, target_cues_of, vtt_cues
+from juno.display.targets import Targets
 from juno.pipeline.messages import TYPES, EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
 from juno.simul.policy import join_words
 
 _RECORDED = (SourceWord, TargetWord, SentenceEnd, EndOfStream)
-TEXT_FILES = (
-    "transcript.txt",
-    "translation.txt",
-    "transcript.srt",
-    "transcript.vtt",
-    "translation.srt",
-    "translation.vtt",
-)
+SUBTITLES = ("srt", "vtt")
+
+
+def translation_file(languages: Sequence[str], language: str, ext: str) -> str:
+    """The name of the translation file into ``language`` (``txt``, ``srt``, ``vtt``)
+    of a session translating into ``languages``: named with its code when several."""
+    return f"translation.{language}.{ext}" if len(languages) > 1 else f"translation.{ext}"
+
+
+def text_files(languages: Sequence[str] = ()) -> tuple[str, ...]:
+    """The text and subtitle files of a session translating into ``languages``."""
+    languages = list(languages) or [""]
+    texts = [translation_file(languages, lang, "txt") for lang in languages]
+    subtitles = [translation_file(languages, lang, ext) for lang in languages for ext in SUBTITLES]
+    return ("transcript.txt", *texts, "transcript.srt", "transcript.vtt", *subtitles)
+
+
+# The files of a session with one target language.
+TEXT_FILES = text_files()
+
+# The side of a sentence that is its source (the others are its target languages).
+SOURCE = None
 
 
 @dataclass(frozen=True)
-class _Layout:
-    """A sentence's texts and cues, (source, target) each."""
+class _Side:
+    """A sentence's text and cues in one language: its source's, or a translation's."""
 
-    texts: tuple[str, str]
-    cues: tuple[list[Cue], list[Cue]]
+    text: str
+    cues: list[Cue]
 
 
 @dataclass(frozen=True)
@@ -68,53 +88,67 @@ class _Sentence:
 
     # (text, start_s, end_s) of each source word, in the order shown.
     source: list[tuple[str, float, float]] = field(default_factory=list)
-    target: list[TargetWord] = field(default_factory=list)
-    # Set when the translation is complete; its texts are the whole sentence.
-    end: SentenceEnd | None = None
-    # Caches dropped on every change, so a rewrite of the files lays out and
-    # renders only what changed (in practice the last sentence or two).
-    cached: _Layout | None = None
-    blocks: list[_Block | None] = field(default_factory=lambda: [None, None])
+    # By target language: its words, and its SentenceEnd once its translation is
+    # complete (whose texts are the whole sentence).
+    target: dict[str, list[TargetWord]] = field(default_factory=dict)
+    end: dict[str, SentenceEnd] = field(default_factory=dict)
+    # By side (SOURCE, or a target language): caches dropped on every change, so a
+    # rewrite of the files lays out and renders only what changed (in practice the
+    # last sentence or two).
+    cached: dict[str | None, _Side] = field(default_factory=dict)
+    blocks: dict[str | None, _Block] = field(default_factory=dict)
 
     def changed(self) -> None:
-        self.cached = None
-        self.blocks = [None, None]
+        self.cached.clear()
+        self.blocks.clear()
 
-    def layout(self) -> _Layout:
-        if self.cached is None:
-            if self.source:
-                source_text = " ".join(w for w, _, _ in self.source)
+    def side(self, language: str | None) -> _Side:
+        """The source's text and cues (``SOURCE``), or the translation's into ``language``."""
+        if language not in self.cached:
+            if language is SOURCE:
+                if self.source:
+                    text = " ".join(w for w, _, _ in self.source)
+                else:
+                    text = next((e.source.strip() for e in self.end.values()), "")
+                self.cached[language] = _Side(text, source_cues_of(self.source))
             else:
-                source_text = self.end.source.strip() if self.end else ""
-            # SentenceEnd's target is the translator's own whole text (spacing included).
-            target_text = self.end.target.strip() if self.end else join_words(self.target)
-            # A translation is timed by its source: without source words it has no cue.
-            target_cues = []
-            if self.source:
-                span = (self.source[0][1], self.source[-1][2])
-                target_cues = target_cues_of(target_text.split(), *span)
-            self.cached = _Layout(
-                (source_text, target_text), (source_cues_of(self.source), target_cues)
-            )
-        return self.cached
+                end = self.end.get(language)
+                # SentenceEnd's target is the translator's own whole text (spacing included).
+                text = end.target.strip() if end else join_words(self.target.get(language, []))
+                # A translation is timed by its source: without source words it has no cue.
+                cues = []
+                if self.source:
+                    span = (self.source[0][1], self.source[-1][2])
+                    cues = target_cues_of(text.split(), *span)
+                self.cached[language] = _Side(text, cues)
+        return self.cached[language]
 
 
 class SessionRecorder:
     """Records what a display shows into ``folder`` (see the module docstring)."""
 
     def __init__(
-        self, folder: Path, meta: dict[str, Any], clock: Callable[[], float] = time.time
+        self,
+        folder: Path,
+        meta: dict[str, Any],
+        clock: Callable[[], float] = time.time,
+        target_languages: Iterable[str] = (),
     ) -> None:
         """Create ``folder`` (it may exist, but must hold no ``events.jsonl``).
 
         ``meta`` is anything JSON-able (non-JSON values are written with ``str``);
-        the recorder adds ``start_wall_s``/``started_at`` and, at close,
-        ``end_wall_s``/``ended_at``/``duration_s``.
+        the recorder adds ``start_wall_s``/``started_at``, ``target_languages``
+        when given, and, at close, ``end_wall_s``/``ended_at``/``duration_s``.
+        ``target_languages``: see :class:`~juno.display.targets.Targets` (none: one).
         """
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._clock = clock
+        self.targets = Targets(target_languages)
         self._meta = dict(meta)
+        if any(self.targets.languages):
+            # The list itself: a language first met later is in session.json at close.
+            self._meta["target_languages"] = self.targets.languages
         self._start_wall_s = clock()
         self._sentences: dict[int, _Sentence] = {}
         # Last text written per file: an unchanged file is not rewritten.
@@ -140,6 +174,9 @@ class SessionRecorder:
             return
         if self._closed:
             raise ValueError("record() on a closed session")
+        if isinstance(msg, TargetWord | SentenceEnd):
+            # Recorded in the language it is shown in (an unnamed one keeps its tag).
+            msg = dataclasses.replace(msg, language=self.targets.of(msg.language) or msg.language)
         fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
         line = {"type": msg.TAG, "shown_wall_s": shown_wall_s, **fields}
         self._events.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -153,13 +190,20 @@ class SessionRecorder:
 
         After a crash (of the display, or of a stage that stopped it mid-batch)
         its :meth:`write_texts` brings the texts up to the last recorded event.
+        The target languages are session.json's, else those the events name.
         """
-        from juno.display.latency import load_events
+        from juno.display.latency import languages_of, load_events
 
         self = cls.__new__(cls)
         self.folder = Path(folder)
         self._sentences, self._written, self._closed = {}, {}, True
-        for event in load_events(self.folder / "events.jsonl"):
+        events = load_events(self.folder / "events.jsonl")
+        try:
+            info = json.loads((self.folder / "session.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            info = {}
+        self.targets = Targets(info.get("target_languages") or languages_of(events))
+        for event in events:
             cls_ = TYPES[event["type"]]
             names = {f.name for f in dataclasses.fields(cls_)}
             self._apply(cls_(**{k: v for k, v in event.items() if k in names}))
@@ -171,23 +215,31 @@ class SessionRecorder:
         sentence = self._sentences.setdefault(msg.sentence, _Sentence())
         sentence.changed()
         if isinstance(msg, SentenceEnd):
-            sentence.end = msg
+            sentence.end[self.targets.of(msg.language)] = msg
         elif text := msg.text.strip():
             if isinstance(msg, SourceWord):
                 sentence.source.append((text, msg.start_s, msg.end_s))
             else:
-                sentence.target.append(dataclasses.replace(msg, text=text))
+                words = sentence.target.setdefault(self.targets.of(msg.language), [])
+                words.append(dataclasses.replace(msg, text=text))
 
     def texts(self) -> dict[str, str]:
-        """The text files' contents, by file name."""
+        """The text files' contents, by file name (see :func:`text_files`)."""
         sentences = [self._sentences[i] for i in sorted(self._sentences)]
-        pairs = [t for s in sentences if any(t := s.layout().texts)]
-        files = {
-            "transcript.txt": "".join(src + "\n" for src, _ in pairs),
-            "translation.txt": "".join(tgt + "\n" for _, tgt in pairs),
-        }
-        for side, name in enumerate(("transcript", "translation")):
-            files[f"{name}.srt"], files[f"{name}.vtt"] = _render(sentences, side)
+        languages = self.targets.languages
+        sides = [SOURCE, *languages]
+        # Line i of every file is sentence i of those with a text in any of them.
+        lines = [t for s in sentences if any(t := [s.side(side).text for side in sides])]
+        files = {"transcript.txt": "".join(texts[0] + "\n" for texts in lines)}
+        for n, language in enumerate(languages, start=1):
+            files[translation_file(languages, language, "txt")] = "".join(
+                texts[n] + "\n" for texts in lines
+            )
+        files["transcript.srt"], files["transcript.vtt"] = _render(sentences, SOURCE)
+        for language in languages:
+            srt, vtt = _render(sentences, language)
+            files[translation_file(languages, language, "srt")] = srt
+            files[translation_file(languages, language, "vtt")] = vtt
         return files
 
     def write_texts(self) -> None:
@@ -249,16 +301,16 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _render(sentences: list[_Sentence], side: int) -> tuple[str, str]:
-    """SRT and VTT of one side of ``sentences``, reusing each sentence's block
-    while its cues and its neighbours' times stay the same."""
-    items = [(s, cues) for s in sentences if (cues := s.layout().cues[side])]
+def _render(sentences: list[_Sentence], side: str | None) -> tuple[str, str]:
+    """SRT and VTT of one side of ``sentences`` (SOURCE or a target language), reusing
+    each sentence's block while its cues and its neighbours' times stay the same."""
+    items = [(s, cues) for s in sentences if (cues := s.side(side).cues)]
     srt, vtt = [], []
     end_ms, number = 0, 1
     for n, (sentence, cues) in enumerate(items):
         next_ms = round(items[n + 1][1][0].start_s * 1000) if n + 1 < len(items) else None
         key = (end_ms, next_ms, number)
-        block = sentence.blocks[side]
+        block = sentence.blocks.get(side)
         if block is None or block.key != key:
             timed = fit(cues, end_ms, next_ms)
             block = _Block(key, srt_cues(timed, number), vtt_cues(timed), timed[-1][1])
