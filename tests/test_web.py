@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import zmq
 from pipeline import JUNO, model_args, session_folder, stage_pid, start, tiny_args, wait_for
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -35,6 +36,7 @@ from juno.display import latency
 from juno.display.room import RoomFeed
 from juno.display.server import RoomOptions, RoomServer, page_url
 from juno.display.session import SessionRecorder
+from juno.pipeline import bus
 from juno.pipeline.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +47,7 @@ ROUTES = [
 ]  # fmt: skip
 JFK = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country."  # noqa: E501
 JFK_FR = "Et donc, mes chers compatriotes, ne demandez pas ce que votre pays peut faire pour vous, demandez ce que vous pouvez faire pour votre pays."  # noqa: E501
+JFK_DE = "Und so, meine amerikanischen Mitbürger, fragt nicht, was euer Land für euch tun kann, fragt, was ihr für euer Land tun könnt."  # noqa: E501
 
 
 def _sentence(index: int, source: str, target: str, origin: float, t0: float = 0.0):
@@ -65,6 +68,18 @@ def _sentence(index: int, source: str, target: str, origin: float, t0: float = 0
         msg = TargetWord(0, t, origin, word, index, read, origin + t, attached)
         out.append(("target", msg))
     out.append(("target", SentenceEnd(0, t, origin, index, source, target)))
+    return out, t
+
+
+def _translated(index: int, source: str, targets: dict[str, str], origin: float, t0: float = 0.0):
+    """As :func:`_sentence`, translated into each of ``targets`` (language: translation):
+    the source words, then each language's words and sentence end, tagged with it."""
+    out = []
+    for language, target in targets.items():
+        items, t = _sentence(index, source, target, origin, t0)
+        if not out:
+            out = [(channel, msg) for channel, msg in items if channel == "source"]
+        out += [(c, dataclasses.replace(m, language=language)) for c, m in items if c == "target"]
     return out, t
 
 
@@ -152,13 +167,57 @@ def test_stats_give_each_stages_tokens_per_second_of_compute():
     feed.add(dataclasses.replace(first, stage_tokens=12, stage_compute_s=3.0), origin + 1)
     word = TargetWord(0, 1.0, origin, "Bonjour", 0, 2, origin + 1, stage_tokens=9)
     feed.add(dataclasses.replace(word, stage_compute_s=0.5), origin + 1.5)
-    end = SentenceEnd(0, 1.0, origin, 0, "Hello there.", "Bonjour.", 10, 1.0)
+    end = SentenceEnd(
+        0, 1.0, origin, 0, "Hello there.", "Bonjour.", stage_tokens=10, stage_compute_s=1.0
+    )
     feed.add(end, origin + 2)
     feed.add(dataclasses.replace(second, stage_tokens=20, stage_compute_s=2.0), origin + 3)
     stages = feed.stats(origin + 4, {"now": 0})["stages"]
     assert stages["transcribe"]["tokens_per_s"] == 4.0  # 12 / 3: the late 20 / 2 ignored
     assert stages["translate"]["tokens_per_s"] == 10.0  # 10 tokens in 1 s, at the sentence end
     assert stages["translate"]["tokens"] == 10 and stages["translate"]["compute_s"] == 1.0
+
+
+def test_feed_tags_each_event_with_its_language_and_lags_each_language_apart():
+    """Events say the language of their message (an untagged one is the first); each
+    language's lag is latency.report's for it, the lag over all languages its pooled one."""
+    origin = 1000.0
+    items, t = _translated(0, JFK, {"fr": JFK_FR, "de": JFK_DE}, origin)
+    second, _ = _translated(
+        1, "We meet at 9:30.", {"": "On se voit à 9:30.", "de": "Um 9:30."}, origin, t
+    )
+    feed = RoomFeed("en", ["fr", "de"], origin)
+    events = []
+    for n, (_, msg) in enumerate(items + second):
+        shown = origin + 0.5 + 0.37 * n
+        feed.add(msg, shown)
+        fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+        events.append({"type": msg.TAG, "shown_wall_s": shown, **fields})
+    sent = [json.loads(e) for e in feed.after(0, 1000).events]
+    targets = [e for e in sent if e["type"] == "target"]
+    french = [e["text"] for e in targets if e["lang"] == "fr"]
+    german = [e["text"] for e in targets if e["lang"] == "de"]
+    assert " ".join(french) == JFK_FR + " On se voit à 9: 30."  # the untagged one is French
+    assert " ".join(german) == JFK_DE + " Um 9: 30."
+    ends = [(e["sentence"], e["lang"]) for e in sent if e["type"] == "sentence"]
+    assert ends == [(0, "fr"), (0, "de"), (1, "fr"), (1, "de")]
+    hello = feed.hello()
+    assert hello["targets"] == [{"code": "fr", "name": "French"}, {"code": "de", "name": "German"}]
+
+    report = latency.report(events)
+    stats = feed.stats(origin + 60, {"now": 0})
+    assert stats["sentences"] == report["sentences"] == 2
+    assert stats["languages"] == {"source": "en", "targets": ["fr", "de"]}
+    lags = stats["lag_s"]
+    by_language = report["translation_lag_by_language"]
+    pairs = [(lags["translation"], report["translation_lag"])]
+    pairs += [(lags["translation_by_language"][lang], by_language[lang]) for lang in ("fr", "de")]
+    for ours, theirs in pairs:
+        assert ours["median"] == pytest.approx(theirs["median_s"], abs=1e-3)
+        assert ours["p90"] == pytest.approx(theirs["p90_s"], abs=1e-3)
+    fr, de = (lags["translation_by_language"][lang]["median"] for lang in ("fr", "de"))
+    assert de > fr  # German is written after French
+    assert "translation_by_language" not in RoomFeed("en", "fr", origin).stats(origin, {})["lag_s"]
 
 
 # -- the server -----------------------------------------------------------------------
@@ -274,6 +333,30 @@ def test_no_file_route_reaches_outside_the_session(open_room, path):
     status, body, _ = _get(open_room, path, {"Authorization": f"Bearer {TOKEN}"})
     assert status == 404, (path, body)
     assert b"root:" not in body
+
+
+def test_each_languages_files_are_served(tmp_path):
+    feed = RoomFeed("en", ["fr", "de"], time.time())
+    items, _ = _translated(0, JFK, {"fr": JFK_FR, "de": JFK_DE}, time.time())
+    with SessionRecorder(tmp_path, {}, target_languages=["fr", "de"]) as recorder:
+        for _, msg in _numbered(items)[0]:
+            recorder.record(msg, time.time())
+            feed.add(msg, time.time())
+    with RoomServer(feed, tmp_path, RoomOptions(port=0)).start() as server:
+        assert _get(server, "/translation.de.txt")[1].decode() == JFK_DE + "\n"
+        assert _get(server, "/translation.fr.txt")[1].decode() == JFK_FR + "\n"
+        assert _get(server, "/translation.txt")[1].decode() == JFK_FR + "\n"  # the first
+        for lang, name in (
+            ("de", "translation.de"),
+            ("fr", "translation.fr"),
+            ("en", "transcript"),
+        ):
+            for ext in ("srt", "vtt"):
+                expected = (tmp_path / f"{name}.{ext}").read_text()
+                assert _get(server, f"/subtitles/{lang}.{ext}")[1].decode() == expected
+        assert _get(server, "/subtitles/de.srt")[1].decode().count("Mitbürger") == 1
+        for path in ("/translation.es.txt", "/subtitles/es.srt", "/translation.de.srt"):
+            assert _get(server, path)[0] == 404, path
 
 
 def test_beyond_loopback_every_request_needs_the_token(open_room):
@@ -529,6 +612,7 @@ def test_the_page_shows_the_room_live_and_catches_up_after_a_cut(tmp_path, chrom
         assert chromium.js("document.getElementById('conn-text').textContent") == "live"
         assert chromium.js(f"{PAGE_TEXT}").split("\n\n") == [JFK_FR, "On se voit à 9:30."]
         assert chromium.js("document.querySelectorAll('.sentence.tgt-live').length") == 0
+        assert chromium.js("document.getElementById('lang').disabled")
         chromium.choose("view", "both")
         chromium.wait(f"{PAGE_TEXT}.includes('ask not what your country')")
         chromium.choose("view", "source")
@@ -561,6 +645,80 @@ def test_the_page_shows_the_room_live_and_catches_up_after_a_cut(tmp_path, chrom
         proxy.close()
         display.close()
     assert display.proc.returncode == 0, "".join(display.log)
+
+
+class _Display(bench.Display):
+    """juno.bench.web's display process (the room on), with ``--set`` settings of its own."""
+
+    def __init__(self, folder: Path, settings: list[str]) -> None:
+        self.ctx = zmq.Context()
+        endpoints = {name: f"ipc://{folder / name}.sock" for name in ("source", "target")}
+        self.pubs = {
+            name: bus.socket(self.ctx, zmq.XPUB, bind=endpoint)
+            for name, endpoint in endpoints.items()
+        }
+        cmd = JUNO + ["process", "display", "--source", endpoints["source"]]
+        cmd += ["--target", endpoints["target"], "--session", str(folder / "session")]
+        for setting in ["display.web=true", "display.web_port=0", "display.mode=plain", *settings]:
+            cmd += ["--set", setting]
+        env = {k: v for k, v in os.environ.items() if k != "JUNO_SUPERVISED"}
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.log: list[str] = []
+        self._url = threading.Event()
+        self.url = ""
+        threading.Thread(target=self._read_log, daemon=True).start()
+        if not self._url.wait(bench.START_TIMEOUT_S) or not self.url:
+            self.close()
+            pytest.fail("the display's room did not start:\n" + "".join(self.log[-20:]))
+        for name, pub in self.pubs.items():
+            bus.wait_subscribers(pub, 1, bench.START_TIMEOUT_S, name)
+
+
+def test_the_page_offers_each_language_and_keeps_the_choice(tmp_path, chromium):
+    """`target_language: fr,de`: a display process tags each language's words; the page
+    offers both, shows the one in its address (?lang=de), keeps the one chosen, and each
+    language has its session files."""
+    display = _Display(tmp_path, ["target_language=fr,de"])
+    try:
+        origin = time.time()
+        first, t = _translated(0, JFK, {"fr": JFK_FR, "de": JFK_DE}, origin)
+        second, t = _translated(
+            1, "We meet at 9:30.", {"fr": "On se voit à 9:30.", "de": "Um 9:30."}, origin, t
+        )
+        items, counts = _numbered(first + second)
+        for channel, msg in items:
+            display.publish(channel, msg)
+        chromium.open(f"{display.url}?lang=de")
+        chromium.wait(f"{PAGE_TEXT}.includes('Um 9:30.')")
+        assert chromium.js(PAGE_TEXT).split("\n\n") == [JFK_DE, "Um 9:30."]
+        picker = "document.getElementById('lang')"
+        assert chromium.js(f"[...{picker}.options].map((o) => o.text)") == ["French", "German"]
+        assert chromium.js(f"{picker}.value") == "de" and not chromium.js(f"{picker}.disabled")
+        links = chromium.js("[...document.querySelectorAll('#files a')].map((a) => a.pathname)")
+        assert "/translation.fr.txt" in links and "/translation.de.txt" in links
+
+        chromium.choose("lang", "fr")
+        chromium.wait(f"{PAGE_TEXT}.includes('On se voit à 9:30.')")
+        assert chromium.js(PAGE_TEXT).split("\n\n") == [JFK_FR, "On se voit à 9:30."]
+        assert chromium.js("location.search") == "?lang=fr"
+        # Opened again without a language: the one chosen is kept.
+        chromium.open(display.url)
+        chromium.wait(f"{PAGE_TEXT}.includes('On se voit à 9:30.')")
+        assert chromium.js(f"{picker}.value") == "fr"
+        for channel, count in counts.items():
+            display.publish(channel, EndOfStream(count, t, "test"))
+        chromium.wait("document.getElementById('conn-text').textContent === 'ended'")
+    finally:
+        display.close()
+    assert display.proc.returncode == 0, "".join(display.log)
+    session = tmp_path / "session"
+    assert (session / "translation.de.txt").read_text() == JFK_DE + "\nUm 9:30.\n"
+    assert (session / "translation.fr.txt").read_text() == JFK_FR + "\nOn se voit à 9:30.\n"
+    assert not (session / "translation.txt").exists()
+    report = latency.report(latency.load_events(session / "events.jsonl"))
+    assert list(report["translation_lag_by_language"]) == ["fr", "de"]
 
 
 @pytest.mark.real_weights

@@ -11,10 +11,11 @@ Events (JSON objects; ``seq`` from 1 in every one):
 
 - ``source``: a committed source word (``sentence``, ``text``, ``end``: it ends the
   sentence, ``lag_s``: shown this long after it was spoken);
-- ``target``: a translated word (``sentence``, ``lang``, ``text``, ``attached``: it
-  follows the previous word without a space, as "30" after "9:");
-- ``sentence``: a sentence's translation is complete (``sentence``, ``lang``, the whole
-  ``source`` and ``target``, ``lag_s``: shown this long after its last word was spoken);
+- ``target``: a translated word (``sentence``, ``lang``: the target language it is in,
+  ``text``, ``attached``: it follows the previous word without a space, as "30" after "9:");
+- ``sentence``: a sentence's translation into ``lang`` is complete (``sentence``, the
+  whole ``source`` and ``target``, ``lag_s``: shown this long after its last word was
+  spoken); with several target languages each sends its own;
 - ``status``: the display's ``state`` (``starting``, ``listening``, ``draining``,
   ``done``, ``stopped``).
 
@@ -28,12 +29,13 @@ import secrets
 import threading
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from juno.display.targets import Targets
 from juno.languages import NAMES
 from juno.pipeline.messages import Message, SentenceEnd, SourceWord, TargetWord
 
@@ -68,23 +70,65 @@ class _Open:
     targets: list[tuple[int, float]] = field(default_factory=list)
 
 
+class _Lags:
+    """The translation lags into one target language, as its words arrive."""
+
+    def __init__(self) -> None:
+        self.lags = array("d")
+        self.sentences = 0
+        self._open: dict[int, _Open] = {}
+        self._ended: OrderedDict[int, float] = OrderedDict()
+
+    def source(self, sentence_index: int, spoken_s: float) -> None:
+        if sentence_index in self._ended:
+            self.lags.append(self._ended[sentence_index] - spoken_s)
+            return
+        sentence = self._open.setdefault(sentence_index, _Open())
+        sentence.read += 1
+        # The translation may arrive first: it travels on another socket.
+        at = next((t for r, t in sentence.targets if r >= sentence.read), None)
+        if at is None:
+            sentence.waiting.append((sentence.read, spoken_s))
+        else:
+            self.lags.append(at - spoken_s)
+
+    def target(self, sentence_index: int, read: int, shown_wall_s: float) -> None:
+        sentence = self._open.setdefault(sentence_index, _Open())
+        sentence.targets.append((read, shown_wall_s))
+        while sentence.waiting and sentence.waiting[0][0] <= read:
+            self.lags.append(shown_wall_s - sentence.waiting.popleft()[1])
+
+    def end(self, sentence_index: int, shown_wall_s: float) -> None:
+        self.sentences += 1
+        sentence = self._open.pop(sentence_index, _Open())
+        for _, spoken_s in sentence.waiting:
+            self.lags.append(shown_wall_s - spoken_s)
+        self._ended[sentence_index] = shown_wall_s
+        while len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
+
+
 class _Figures:
     """Counts, lags and rates, updated word by word.
 
     The lags are :mod:`juno.display.latency`'s, computed as the words arrive: a source
-    word's lag is from the end of its audio to its showing; its translation lag, to
-    the showing of the first translated word that had read it, else of its sentence's end.
+    word's lag is from the end of its audio to its showing; its translation lag into each
+    target language, to the showing of the first word of that language that had read it,
+    else of that language's end of its sentence.
     """
 
-    def __init__(self) -> None:
-        self.source_words = self.target_words = self.sentences = 0
+    def __init__(self, languages: list[str]) -> None:
+        self.source_words = self.target_words = 0
         self.source_lags = array("d")
-        self.translation_lags = array("d")
-        self._open: dict[int, _Open] = {}
-        self._ended: OrderedDict[int, float] = OrderedDict()
+        self.translations = {language: _Lags() for language in languages}
         self.shown: dict[str, deque[float]] = {"transcribe": deque(), "translate": deque()}
         # Each stage's work so far as its last message said: (tokens, compute seconds).
         self.work: dict[str, tuple[int, float]] = {"transcribe": (0, 0.0), "translate": (0, 0.0)}
+
+    @property
+    def sentences(self) -> int:
+        """Sentences translated (into the language that has translated the most)."""
+        return max((t.sentences for t in self.translations.values()), default=0)
 
     def _work(self, stage: str, msg: SourceWord | TargetWord | SentenceEnd) -> None:
         if msg.stage_compute_s >= self.work[stage][1]:  # (a late message says less)
@@ -101,39 +145,21 @@ class _Figures:
         self._work("transcribe", msg)
         spoken_s = msg.origin_wall_s + msg.end_s
         self.source_lags.append(shown_wall_s - spoken_s)
-        if not msg.text.strip():
-            return shown_wall_s - spoken_s
-        if msg.sentence in self._ended:
-            self.translation_lags.append(self._ended[msg.sentence] - spoken_s)
-            return shown_wall_s - spoken_s
-        sentence = self._open.setdefault(msg.sentence, _Open())
-        sentence.read += 1
-        # The translation may arrive first: it travels on another socket.
-        at = next((t for r, t in sentence.targets if r >= sentence.read), None)
-        if at is None:
-            sentence.waiting.append((sentence.read, spoken_s))
-        else:
-            self.translation_lags.append(at - spoken_s)
+        if msg.text.strip():
+            for translation in self.translations.values():
+                translation.source(msg.sentence, spoken_s)
         return shown_wall_s - spoken_s
 
-    def target(self, msg: TargetWord, shown_wall_s: float) -> None:
+    def target(self, msg: TargetWord, language: str, shown_wall_s: float) -> None:
         self.target_words += 1
         self._rate("translate", shown_wall_s)
         self._work("translate", msg)
-        sentence = self._open.setdefault(msg.sentence, _Open())
-        sentence.targets.append((msg.source_words_read, shown_wall_s))
-        while sentence.waiting and sentence.waiting[0][0] <= msg.source_words_read:
-            self.translation_lags.append(shown_wall_s - sentence.waiting.popleft()[1])
+        translation = self.translations.setdefault(language, _Lags())
+        translation.target(msg.sentence, msg.source_words_read, shown_wall_s)
 
-    def sentence_end(self, msg: SentenceEnd, shown_wall_s: float) -> float:
-        self.sentences += 1
+    def sentence_end(self, msg: SentenceEnd, language: str, shown_wall_s: float) -> float:
         self._work("translate", msg)
-        sentence = self._open.pop(msg.sentence, _Open())
-        for _, spoken_s in sentence.waiting:
-            self.translation_lags.append(shown_wall_s - spoken_s)
-        self._ended[msg.sentence] = shown_wall_s
-        while len(self._ended) > ENDED_KEPT:
-            self._ended.popitem(last=False)
+        self.translations.setdefault(language, _Lags()).end(msg.sentence, shown_wall_s)
         return shown_wall_s - (msg.origin_wall_s + msg.stream_s)
 
     def _rate(self, stage: str, shown_wall_s: float) -> None:
@@ -150,10 +176,12 @@ class _Figures:
         return round(recent / RATE_WINDOW_S, 2)
 
 
-def _lag_stats(values: array) -> dict[str, float | None]:
-    if not values:
+def _lag_stats(*values: array) -> dict[str, float | None]:
+    """Median and p90 of the values of all ``values`` together."""
+    if not any(values):
         return {"median": None, "p90": None}
-    median, p90 = np.percentile(np.frombuffer(values, dtype=float), [50, 90])
+    pooled = np.concatenate([np.frombuffer(v, dtype=float) for v in values if v])
+    median, p90 = np.percentile(pooled, [50, 90])
     return {"median": round(float(median), 3), "p90": round(float(p90), 3)}
 
 
@@ -165,13 +193,15 @@ class RoomFeed:
     """The session's events for the room, and its live figures (see the module docstring).
 
     Thread-safe: :meth:`add` and :meth:`set_state` from the display's thread, the
-    rest from the server's. ``info`` is what the page's status shows (models, wait-k).
+    rest from the server's. ``target_languages``: one code, or several (see
+    :class:`~juno.display.targets.Targets`). ``info`` is what the page's status shows
+    (models, wait-k).
     """
 
     def __init__(
         self,
         source_language: str,
-        target_language: str,
+        target_languages: str | Iterable[str],
         start_wall_s: float,
         info: Mapping[str, Any] | None = None,
         history_events: int = HISTORY_EVENTS,
@@ -179,7 +209,9 @@ class RoomFeed:
         # A new session id tells a reconnecting viewer that its events are of another session.
         self.session = secrets.token_hex(8)
         self.source_language = source_language
-        self.target_languages = [target_language]
+        if isinstance(target_languages, str):
+            target_languages = [target_languages]
+        self.targets = Targets(target_languages)
         self.start_wall_s = start_wall_s
         self.info = dict(info or {})
         self.state = "starting"
@@ -188,8 +220,13 @@ class RoomFeed:
         self._texts: list[str] = []
         self._first_seq = 1  # seq of _texts[0]
         self.last_seq = 0
-        self._figures = _Figures()
+        self._figures = _Figures(self.targets.languages)
         self._listeners: list[Callable[[], None]] = []
+
+    @property
+    def target_languages(self) -> list[str]:
+        """The target languages in order (a language first met in a message joins them)."""
+        return self.targets.languages
 
     def subscribe(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` (from the adding thread) after each new event."""
@@ -205,13 +242,15 @@ class RoomFeed:
                 event = {"type": "source", "sentence": msg.sentence, "text": msg.text}
                 event.update(end=msg.sentence_end, lag_s=round(lag, 3))
             elif isinstance(msg, TargetWord):
-                figures.target(msg, shown_wall_s)
+                language = self.targets.of(msg.language)
+                figures.target(msg, language, shown_wall_s)
                 event = {"type": "target", "sentence": msg.sentence, "text": msg.text}
-                event.update(lang=self.target_languages[0], attached=msg.attached)
+                event.update(lang=language, attached=msg.attached)
             elif isinstance(msg, SentenceEnd):
-                lag = figures.sentence_end(msg, shown_wall_s)
+                language = self.targets.of(msg.language)
+                lag = figures.sentence_end(msg, language, shown_wall_s)
                 event = {"type": "sentence", "sentence": msg.sentence}
-                event.update(lang=self.target_languages[0], source=msg.source.strip())
+                event.update(lang=language, source=msg.source.strip())
                 event.update(target=msg.target.strip(), lag_s=round(lag, 3))
             else:
                 return
@@ -258,7 +297,7 @@ class RoomFeed:
                 "last_seq": self.last_seq,
                 "state": self.state,
                 "source": _language(self.source_language),
-                "targets": [_language(code) for code in self.target_languages],
+                "targets": [_language(code) for code in self.targets.languages],
                 "info": self.info,
             }
 
@@ -266,14 +305,21 @@ class RoomFeed:
         """The live figures (the ``/stats`` endpoint); ``viewers`` counts the viewers."""
         with self._lock:
             f = self._figures
+            lags = {lang: t.lags for lang, t in f.translations.items()}
             return {
                 "uptime_s": round(now_wall_s - self.start_wall_s, 3),
                 "state": self.state,
                 "words": {"in": f.source_words, "out": f.target_words},
                 "sentences": f.sentences,
+                # The translation lag over all target languages; with several, each's too.
                 "lag_s": {
                     "source": _lag_stats(f.source_lags),
-                    "translation": _lag_stats(f.translation_lags),
+                    "translation": _lag_stats(*lags.values()),
+                    **(
+                        {"translation_by_language": {k: _lag_stats(v) for k, v in lags.items()}}
+                        if self.targets.several
+                        else {}
+                    ),
                 },
                 # Words shown per second lately; tokens generated per second of compute.
                 "stages": {

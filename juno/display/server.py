@@ -11,9 +11,10 @@ reconnects by itself and asks for what it missed).
 
 Routes: ``/`` (the page, ``/app.js``, ``/style.css``), ``/ws`` (the events; the
 client sends ``session`` and ``since``, the last event it has), ``/stats`` (JSON),
-``/transcript.txt``, ``/translation.txt``, ``/subtitles/{lang}.srt|vtt`` (``lang``:
-the source or the target language), all of the session so far: the display's
-session files, which it rewrites whole after each batch of words.
+``/transcript.txt``, ``/translation.txt`` (into the first target language),
+``/translation.{lang}.txt`` (into any), ``/subtitles/{lang}.srt|vtt`` (``lang``: the
+source or a target language), all of the session so far: the display's session
+files, which it rewrites whole after each batch of words.
 
 Security: on a loopback host, requests must name a loopback host (no DNS
 rebinding); on any other host every request needs the session's token (``?token=``
@@ -51,6 +52,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from juno.display.room import RoomFeed
+from juno.display.session import translation_file
 from juno.errors import JunoError
 
 log = logging.getLogger(__name__)
@@ -339,7 +341,8 @@ class RoomServer:
         routes += [
             Route("/stats", self._stats),
             Route("/transcript.txt", self._session_file),
-            Route("/translation.txt", self._session_file),
+            Route("/translation.txt", self._translation),
+            Route("/translation.{lang}.txt", self._translation),
             Route("/subtitles/{name}", self._subtitles),
             WebSocketRoute("/ws", self._viewer),
         ]
@@ -367,13 +370,21 @@ class RoomServer:
     async def _session_file(self, request: Request) -> Response:
         return self._file(request.url.path.lstrip("/"))
 
+    async def _translation(self, request: Request) -> Response:
+        languages = self.feed.target_languages
+        lang = request.path_params.get("lang", languages[0])
+        if lang not in languages:
+            return PlainTextResponse("404: no such translation\n", 404, headers=HEADERS)
+        return self._file(translation_file(languages, lang, "txt"))
+
     async def _subtitles(self, request: Request) -> Response:
         lang, _, ext = request.path_params["name"].partition(".")
-        sides = {self.feed.source_language: "transcript"}
-        sides.update(dict.fromkeys(self.feed.target_languages, "translation"))
-        if lang not in sides or ext not in ("srt", "vtt"):
+        languages = self.feed.target_languages
+        if ext not in ("srt", "vtt") or lang not in (self.feed.source_language, *languages):
             return PlainTextResponse("404: no such subtitles\n", 404, headers=HEADERS)
-        return self._file(f"{sides[lang]}.{ext}")
+        if lang in languages:  # (a target language wins over the same source language)
+            return self._file(translation_file(languages, lang, ext))
+        return self._file(f"transcript.{ext}")
 
     def _file(self, name: str) -> Response:
         # Only names built above reach here: nothing outside the session folder.

@@ -3,6 +3,8 @@
 // The server numbers its events (seq from 1). The page keeps the last one it has and,
 // after any break, reconnects by itself and asks for what came after it; a new
 // session (or a history that no longer holds those events) makes it start over.
+// With several target languages the viewer picks one; the choice is kept (and put in
+// the address as ?lang=, so a link can be shared with that language's audience).
 "use strict";
 
 (() => {
@@ -19,11 +21,14 @@
     stopped: "stopped",
   };
 
-  const token = new URLSearchParams(location.search).get("token");
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
   const $ = (id) => document.getElementById(id);
   const main = $("transcript");
 
   const prefs = { view: "target", lang: "", theme: "auto", scale: 1, ...loadPrefs() };
+  // A language in the address (a link shared for one audience) wins over the one kept.
+  if (params.get("lang")) prefs.lang = params.get("lang");
   let session = null;
   let lastSeq = 0;
   let state = "starting";
@@ -37,6 +42,8 @@
   // index -> {src, srcDone, srcText, tgt: Map(lang -> words), tgtText: Map(lang -> text), node}
   const sentences = new Map();
   const dirty = new Set();
+  // lang -> the lag of its last complete sentence
+  const lags = new Map();
 
   function loadPrefs() {
     try {
@@ -144,7 +151,8 @@
       s.srcDone = true;
       s.srcText = event.source;
       s.tgtText.set(event.lang, event.target);
-      $("lag").textContent = `lag ${event.lag_s.toFixed(1)} s`;
+      lags.set(event.lang, event.lag_s);
+      showLag();
     }
     return true;
   }
@@ -154,7 +162,8 @@
     dirty.clear();
     main.replaceChildren();
     lastSeq = 0;
-    $("lag").textContent = "lag –";
+    lags.clear();
+    showLag();
     $("empty").hidden = false;
   }
 
@@ -243,6 +252,11 @@
     $("conn-text").textContent = text;
   }
 
+  function showLag() {
+    const lag = lags.get(currentLanguage());
+    $("lag").textContent = lag === undefined ? "lag –" : `lag ${lag.toFixed(1)} s`;
+  }
+
   function currentLanguage() {
     const codes = targets.map((t) => t.code);
     return codes.includes(prefs.lang) ? prefs.lang : codes[0] || "";
@@ -259,10 +273,12 @@
   }
 
   function fillFiles() {
-    const links = [
-      [`Transcript · ${source.name}`, "/transcript.txt"],
-      [`Translation · ${targets.map((t) => t.name).join(", ")}`, "/translation.txt"],
-    ];
+    const links = [[`Transcript · ${source.name}`, "/transcript.txt"]];
+    if (targets.length > 1) {
+      for (const t of targets) links.push([`Translation · ${t.name}`, `/translation.${t.code}.txt`]);
+    } else {
+      links.push([`Translation · ${targets.map((t) => t.name).join(", ")}`, "/translation.txt"]);
+    }
     for (const lang of [source, ...targets]) {
       for (const ext of ["srt", "vtt"]) {
         links.push([`Subtitles · ${lang.name} .${ext}`, `/subtitles/${lang.code}.${ext}`]);
@@ -307,6 +323,10 @@
   $("view").addEventListener("change", (e) => choose({ view: e.target.value }));
   $("lang").addEventListener("change", (e) => {
     choose({ lang: e.target.value });
+    const address = new URL(location.href);
+    address.searchParams.set("lang", e.target.value);
+    history.replaceState(null, "", address);
+    showLag();
     redrawAll();
   });
   $("smaller").addEventListener("click", () => choose({ scale: step(prefs.scale, -1) }));
