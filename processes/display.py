@@ -4,8 +4,10 @@ It subscribes to the transcriber's words and the translator's words, records
 every event in the session folder as it arrives (the texts and subtitles are
 rewritten after each batch, so a crash anywhere loses nothing shown), and
 shows them live on a terminal or as plain lines otherwise; with ``display.web``
-it also serves them to a room's browsers (juno.display.server). It ends when both
-publishers have sent end of stream, or when the supervisor stops it.
+it also serves them to a room's browsers (juno.display.server). With several target
+languages, each language's words (tagged with it) have their own column, files and
+choice in the room. It ends when both publishers have sent end of stream, or when the
+supervisor stops it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import zmq
 from juno.config import Config, to_dict
 from juno.display.room import RoomFeed
 from juno.display.session import SessionRecorder, new_session_folder
-from juno.display.view import LiveView, PlainPrinter
+from juno.display.view import LiveView, PlainPrinter, Transcript
 from juno.pipeline import bus, stage
 from juno.pipeline.messages import EndOfStream, Message, SentenceEnd, SourceWord, TargetWord
 
@@ -36,15 +38,15 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     return stage.run("display", args.control, lambda ctx, c: _display(ctx, c, args, cfg))
 
 
-def _sink(mode: str, status: dict, room: bool):
+def _sink(mode: str, status: dict, room: bool, languages: list[str]):
     from rich.console import Console
     from rich.live import Live
 
     console = Console()
     if mode == "live" or (mode == "auto" and console.is_terminal):
-        view = LiveView(status, layout="room" if room else "columns")
+        view = LiveView(status, Transcript(languages), layout="room" if room else "columns")
         return view, Live(view, console=console, auto_refresh=False, vertical_overflow="crop")
-    return PlainPrinter(sys.stdout), contextlib.nullcontext()
+    return PlainPrinter(sys.stdout, languages), contextlib.nullcontext()
 
 
 def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
@@ -58,7 +60,7 @@ def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace,
     )
     status = {
         "source_language": cfg.source_language,
-        "target_language": cfg.target_language,
+        "target_language": ", ".join(cfg.target_languages),
         "wait_k": cfg.translate.wait_k,
         "whisper": args.whisper or Path(cfg.transcribe.model).name,
         "llm": args.llm or Path(cfg.translate.model).name,
@@ -69,13 +71,14 @@ def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace,
         # In the status line, where the address printed before the run would have scrolled
         # away (without its token: the screen may be the room's).
         status["room"] = page_url(cfg.display.web_host, cfg.display.web_port)
-    sink, live = _sink(cfg.display.mode, status, args.room)
+    sink, live = _sink(cfg.display.mode, status, args.room, cfg.target_languages)
     poller = zmq.Poller()
     for sock in subs.values():
         poller.register(sock, zmq.POLLIN)
     ended: set[str] = set()
     room = _room(cfg, folder, status)
-    with SessionRecorder(folder, {"config": to_dict(cfg), "status": status}) as recorder, live:
+    meta = {"config": to_dict(cfg), "status": status}
+    with SessionRecorder(folder, meta, target_languages=cfg.target_languages) as recorder, live:
         control.ready(session=str(folder))
         log.info("session folder %s", folder)
         control.wait_start()
@@ -119,7 +122,7 @@ def _room(cfg: Config, folder: Path, status: dict):
         return None
     from juno.display.server import open_room
 
-    feed = RoomFeed(cfg.source_language, cfg.target_language, time.time(), status)
+    feed = RoomFeed(cfg.source_language, cfg.target_languages, time.time(), status)
     supervised = os.environ.get("JUNO_SUPERVISED") == "1"
     host, port = cfg.display.web_host, cfg.display.web_port
     return open_room(feed, folder, host, port, announce_to=None if supervised else sys.stderr)
