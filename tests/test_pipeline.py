@@ -35,7 +35,7 @@ from pipeline import (
     wait_for,
 )
 
-from juno.pipeline.messages import EndOfStream, SourceWord, pack
+from juno.pipeline.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord, pack, unpack
 
 STAGES = ("capture", "transcribe", "translate", "display")
 # Enough to tell a French translation from English left as it was.
@@ -123,6 +123,36 @@ def test_replay_jfk_with_real_models(tmp_path, data_dir, whisper_base_path, llm_
     assert printed.count("source") == sum(e["type"] == "source_word" for e in evs)
     assert "latency" in done.stderr.lower()
     assert (session / "latency.json").exists()
+
+
+GERMAN_FUNCTION_WORDS = set("und der die das was ihr euer für tun kann nicht fragt sie ist".split())
+
+
+@pytest.mark.real_weights
+def test_replay_jfk_into_french_and_german_at_once(
+    tmp_path, data_dir, whisper_base_path, llm_05b_path
+):
+    """``--target fr,de``: one transcriber, one translator writing both as one batch; each
+    language in its own session files, every word and sentence end tagged with it."""
+    sessions = tmp_path / "sessions"
+    jfk = data_dir / "audio" / "jfk.flac"
+    args = ["run", "--input", str(jfk), "--fast", "--target", "fr,de"]
+    args += model_args(whisper_base_path, llm_05b_path, sessions)
+    done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    session = session_folder(sessions)
+    evs = events(session)
+    _check_ordered_log(evs)
+    for lang, function_words in (("fr", FRENCH_FUNCTION_WORDS), ("de", GERMAN_FUNCTION_WORDS)):
+        words = [e["text"] for e in evs if e["type"] == "target_word" and e["language"] == lang]
+        own = [w for w in _words(" ".join(words)) if w in function_words]
+        english = [w for w in _words(" ".join(words)) if w in ENGLISH_FUNCTION_WORDS]
+        assert len(own) >= 2 and len(english) < len(own), (lang, words)
+        assert _words((session / f"translation.{lang}.txt").read_text()) == _words(" ".join(words))
+        assert (session / f"translation.{lang}.srt").read_text().strip()
+        ends = [e for e in evs if e["type"] == "sentence_end" and e["language"] == lang]
+        assert ends and _words(" ".join(e["target"] for e in ends)) == _words(" ".join(words))
+    assert {e["language"] for e in evs if e["type"] == "target_word"} == {"fr", "de"}
 
 
 @pytest.mark.real_weights
@@ -302,6 +332,53 @@ def _fails_in_one_line(args: list[str], cwd: Path, env: dict | None = None, time
     errors = [line for line in done.stderr.splitlines() if line.startswith("juno: error:")]
     assert len(errors) == 1, done.stderr
     return errors[0]
+
+
+def test_the_translate_process_writes_every_target_language(tmp_path, tiny_llm):
+    """``target_language: fr,de``: the translate stage alone, fed scripted words, writes
+    both languages (as one batch), each word and sentence end tagged with its language."""
+    ctx = zmq.Context()
+    port = _free_ports(2)
+    args = ["process", "translate", "--words", f"tcp://127.0.0.1:{port}"]
+    args += ["--target", f"tcp://127.0.0.1:{port + 1}"]
+    args += tiny_args(tmp_path, tiny_llm, tmp_path)[2:]  # (no Whisper: the LLM flags only)
+    args += ["--set", "target_language=fr,de"]
+    proc = start(args, cwd=tmp_path)
+    got = []
+    try:
+        sub = ctx.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(f"tcp://127.0.0.1:{port + 1}")
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 1000)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        text = "ask not what your country can do for you".split()
+        for i, word in enumerate(text):
+            end = i == len(text) - 1
+            push.send_multipart(
+                pack(SourceWord(i, i + 1.0, 100.0, word, i, i + 1.0, 0.9, end, 0, 100.0 + i))
+            )
+        push.send_multipart(pack(EndOfStream(len(text), len(text) + 1.0, "end of input")))
+        while True:
+            assert sub.poll(120_000), "the translate stage went quiet"
+            msg = unpack(sub.recv_multipart())
+            got.append(msg)
+            if isinstance(msg, EndOfStream):
+                break
+        proc.wait(timeout=60)
+    finally:
+        ctx.destroy(linger=0)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, proc.communicate()[1]
+    for lang in ("fr", "de"):
+        words = [m.text for m in got if isinstance(m, TargetWord) and m.language == lang]
+        ends = [m for m in got if isinstance(m, SentenceEnd) and m.language == lang]
+        assert words and len(ends) == 1, (lang, got)
+        assert ends[0].source == " ".join(text)
+        assert "".join(ends[0].target.split()) == "".join(words)  # ("9:" "30" is "9:30")
+    assert {m.language for m in got if isinstance(m, TargetWord)} == {"fr", "de"}
 
 
 def test_missing_corrupt_and_non_audio_files(tmp_path):
