@@ -164,3 +164,60 @@ def test_windows_that_end_an_utterance_can_use_the_full_context(on):
     # With it on: the first window at least 0.8 s after "today?" (4.1 s) and
     # after "thanks" (10.0 s); steps come every second of audio.
     assert full == (pytest.approx([5.0, 11.0]) if on else [])
+
+
+# A conversation: an English utterance, a pause, a French one.
+TURNS = [(t, s, e, "en") for t, s, e in SCRIPT[:8]]
+TURNS += [("Merci", 9.0, 9.4, "fr"), ("bien", 9.5, 10.0, "fr")]
+
+
+class ConversationWindow(ScriptedWindow):
+    """Identifies the language of the scripted words in the audio given; ``wrong_first``:
+    the first identification names the other language of the pair."""
+
+    def __init__(self, turns=TURNS, wrong_first=False):
+        super().__init__([(t, s, e) for t, s, e, _ in turns])
+        self.turns = turns
+        self.wrong_first = wrong_first
+        self.identified = []  # (audio start, end, language named)
+
+    def detect_language(self, audio, among=()):
+        end = self.stepper.buffer_end_s
+        start = end - len(audio) / RATE
+        heard = [lang for _, s, e, lang in self.turns if e > start and s < end]
+        language = heard[0] if heard else among[0]
+        if self.wrong_first and not self.identified:
+            language = next(code for code in among if code != language)
+        self.identified.append((start, end, language))
+        return language
+
+
+def test_a_conversation_identifies_each_utterances_language():
+    window = ConversationWindow()
+    stepper, _ = make(window=window, languages=("en", "fr"), language=None)
+    out = [e.word for e in replay(stepper, speech_audio(12.0), chunk_s=0.1)]
+    assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in TURNS]
+    assert {lang for *_, lang in window.identified} == {"en", "fr"}
+    assert stepper.identifications == len(window.identified) >= 2
+    # Each window is decoded in its utterance's language; the English text before the
+    # buffer prompts no French window.
+    french = [p for (s, _, p), lang in zip(window.calls, window.languages, strict=True) if s > 8]
+    assert french and all(p == "" for p in french)
+    assert window.languages[0] == "en" and window.languages[-1] == "fr"
+
+
+def test_a_wrong_first_guess_is_corrected_before_a_word_is_committed():
+    window = ConversationWindow(wrong_first=True)
+    stepper, _ = make(window=window, languages=("en", "fr"), language=None)
+    out = [e.word for e in replay(stepper, speech_audio(12.0), chunk_s=0.1)]
+    assert [w.language for w in out] == [lang for *_, lang in TURNS]
+    assert window.identified[0][2] == "fr"  # the wrong guess, then corrected
+    assert window.languages[0] == "fr" and "en" in window.languages
+
+
+def test_an_utterance_is_not_decoded_before_its_language_can_be_told():
+    window = ConversationWindow()
+    stepper, _ = make(window=window, languages=("en", "fr"), language=None, identify_speech_s=1.0)
+    stepper.insert_audio(speech_audio(12.0)[: int(1.2 * RATE)], 1.2)
+    assert stepper.process(1.2) == [] and window.calls == []  # 0.6 s of speech so far
+    assert window.identified == []

@@ -72,6 +72,8 @@ class SourceWord(Message):
     # took (seconds); the room's /stats gives their ratio.
     stage_tokens: int = 0
     stage_compute_s: float = 0.0
+    # The language it was spoken in (ISO 639-1): in a conversation, its utterance's.
+    language: str = ""
 
 
 @dataclass(frozen=True)

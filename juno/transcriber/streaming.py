@@ -14,6 +14,12 @@ Words are guarded against hallucinations. The buffer is cut at committed
 sentence ends (and when it grows past ``buffer_max_s``); the text committed
 before the buffer prompts the next window. Stretches without speech are never
 transcribed. Time is passed in; nothing here reads a clock.
+
+In a conversation (``languages``: the two spoken), each utterance's language is
+identified among them from its first ``identify_speech_s`` of speech, and again
+at every step until a word of it is committed: an early wrong guess is corrected
+before anything is final. The committed words carry it; after a sentence end the
+next utterance is identified anew, and text in the other language prompts nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +70,10 @@ class StreamOptions:
     min_word_probability: float = 0.5
     # AlignAtt: the longest such a word waits, in seconds of audio heard after it.
     doubtful_wait_s: float = 1.0
+    # A conversation's languages (ISO 639-1): each utterance's is identified among them.
+    languages: tuple[str, ...] = ()
+    # Conversation: speech heard before an utterance's language is first identified.
+    identify_speech_s: float = 1.0
 
 
 class StreamingTranscriber:
@@ -89,7 +99,10 @@ class StreamingTranscriber:
             if options.policy == "alignatt"
             else LocalAgreement(pause_s=options.sentence_pause_s)
         )
-        self.language = options.language
+        self.language = None if options.languages else options.language
+        self._identified = False  # conversation: a word of this utterance is committed
+        self._prompt_language = self.language  # the language of the prompt's text
+        self.identifications = 0  # conversation: language identifications run
         self._audio = np.zeros(0, np.float32)  # the buffer
         self._waiting: list[np.ndarray] = []  # arrived, not in the buffer yet
         self._waiting_n = 0
@@ -186,6 +199,42 @@ class StreamingTranscriber:
         return out
 
     def _step(self, final: bool) -> list[Word]:
+        """One step; its committed words, each carrying the language it was heard in."""
+        out = self._step_words(final)
+        if not out:
+            return out
+        out = [replace(w, language=self.language or "") for w in out]
+        self._prompt_language = self.language
+        if self.options.languages:
+            # Its language holds until the utterance's sentence ends; the next is identified.
+            self._identified = not out[-1].sentence_end
+            if not self._identified:
+                self.language = None
+        return out
+
+    def _identify(self, complete: bool) -> bool:
+        """Conversation: (re)identify the utterance's language among the pair from its
+        audio so far, until a word of it is committed. False: too little speech yet (a
+        ``complete`` utterance, followed by a pause, is identified from what there is)."""
+        opts = self.options
+        from_s = max(self._start_s, self.policy.last_end_s)
+        if self.track.speech_s(from_s, self.buffer_end_s) < opts.identify_speech_s and not complete:
+            return self.language is not None  # (a guess from an earlier step still holds)
+        audio = self._audio[int(round((from_s - self._start_s) * SAMPLE_RATE_HZ)) :]
+        language = self.window.detect_language(audio, opts.languages)
+        self.identifications += 1
+        if language != self.language:
+            log.info("utterance language: %s", language)
+        self.language = language
+        return True
+
+    def _prompt(self) -> str:
+        """The committed text before the buffer, if it is in this utterance's language."""
+        if self.options.languages and self._prompt_language != self.language:
+            return ""
+        return self.policy.prompt()
+
+    def _step_words(self, final: bool) -> list[Word]:
         opts = self.options
         end_s = self.buffer_end_s
         self._stepped_s = end_s
@@ -193,13 +242,16 @@ class StreamingTranscriber:
         if self.track.speech_s(new_from, end_s) < opts.min_speech_s and not self.policy.pending:
             # Nothing new was said: keep only a lead-in for the next speech onset.
             return self._cut(max(end_s - opts.lead_in_s, self.policy.last_end_s))
-        if self.language is None:
-            self.language = self.window.detect_language(self._audio)
-            log.info("detected language: %s", self.language)
         last_speech = self.track.last_speech_end_s()
         # After a long pause (or at the end) the hypothesis holds the whole
         # utterance: commit it now instead of waiting for a second opinion.
         complete = final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s
+        if opts.languages:
+            if not self._identified and not self._identify(complete):
+                return []  # the utterance's language is not known yet: nothing to decode
+        elif self.language is None:
+            self.language = self.window.detect_language(self._audio)
+            log.info("detected language: %s", self.language)
         out = (
             self._continue(complete) if isinstance(self.policy, AlignAtt) else self._agree(complete)
         )
@@ -218,7 +270,7 @@ class StreamingTranscriber:
         result = self.window.transcribe(
             self._audio,
             self.language,
-            self.policy.prompt(),
+            self._prompt(),
             full_context=complete and self.options.full_context_at_pause,
         )
         words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
@@ -238,7 +290,7 @@ class StreamingTranscriber:
         result = self.window.continue_decoding(
             self._audio,
             self.language,
-            self.policy.prompt(),
+            self._prompt(),
             self.policy.forced_tokens(),
             stop,
             int(MAX_TOKENS_PER_S * unheard_s) + 8,

@@ -134,10 +134,12 @@ class WhisperWindow:
         dtw(np.zeros((4, 4), np.float32))
         self.encode(np.zeros(SAMPLE_RATE, np.float32), self.fit_context)
 
-    def detect_language(self, audio: np.ndarray) -> str:
-        """The most probable language of ``audio`` (ISO 639-1)."""
+    def detect_language(self, audio: np.ndarray, among: tuple[str, ...] = ()) -> str:
+        """The most probable language of ``audio`` (ISO 639-1), of ``among`` if given."""
         features, _ = self.encode(audio, self.fit_context)
         _, probs = self.model.detect_language(features)
+        if among:
+            return max(among, key=lambda code: probs.get(code, 0.0))
         return max(probs, key=probs.get)
 
     def transcribe(

@@ -35,6 +35,8 @@ class Word:
     sentence_end: bool = False
     # Whisper's text tokens for the word, where the policy forces them back in (AlignAtt).
     tokens: tuple[int, ...] = ()
+    # The language it was transcribed in (ISO 639-1; set by the stepper).
+    language: str = ""
 
 
 def normalize(text: str) -> str:
