@@ -146,6 +146,14 @@ class DisplayConfig:
 
 
 @dataclass(frozen=True)
+class ConversationConfig:
+    # Two-way: the languages spoken (en,fr), each utterance into the other; empty: one way.
+    pair: str | list[str] = ""
+    # Two-way: speech (s) an utterance's language is first told from, then until a word is final.
+    identify_speech_s: float = 1.0
+
+
+@dataclass(frozen=True)
 class BusConfig:
     # Host the stages listen on when port is set (127.0.0.1: this machine only).
     host: str = "127.0.0.1"
@@ -164,7 +172,23 @@ class Config:
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     translate: TranslateConfig = field(default_factory=TranslateConfig)
     display: DisplayConfig = field(default_factory=DisplayConfig)
+    conversation: ConversationConfig = field(default_factory=ConversationConfig)
     bus: BusConfig = field(default_factory=BusConfig)
+
+    @property
+    def pair(self) -> list[str]:
+        """A two-way conversation's languages (empty: one way)."""
+        value = self.conversation.pair
+        items = value if isinstance(value, list) else value.split(",")
+        return [item.strip() for item in items if item.strip()]
+
+    def directions(self) -> list[tuple[str, str]]:
+        """(source, target) of each translation: both ways in a conversation, else from
+        source_language into each target language."""
+        pair = self.pair
+        if pair:
+            return [(pair[0], pair[1]), (pair[1], pair[0])]
+        return [(self.source_language, t) for t in self.target_languages]
 
     @property
     def target_languages(self) -> list[str]:
@@ -359,9 +383,20 @@ def check(config: Config, source: str = "config") -> None:
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
         raise JunoError(f"{source}: target_language: {', '.join(twice)} given twice")
+    pair = config.pair
+    if pair and (len(pair) != 2 or pair[0] == pair[1]):
+        raise JunoError(
+            f"{source}: conversation.pair: two different languages, like en,fr "
+            f"(got {', '.join(pair) or 'none'})"
+        )
+    if config.conversation.identify_speech_s <= 0:
+        raise JunoError(f"{source}: conversation.identify_speech_s must be positive")
     try:
         for target in targets:
             TranslateOptions.from_config(config, target)
+        for speaker, listener in config.directions():
+            options = TranslateOptions.from_config(config, listener)
+            dataclasses.replace(options, source_language=speaker)
     except JunoError as e:
         raise JunoError(f"{source}: {e}") from None
 

@@ -4,7 +4,9 @@ Words are fed to the streaming translator as they arrive, also between two
 decoded tokens, so the wait-k policy always sees every word already spoken.
 Sentences follow one another; end of stream finishes the last one. With several
 target languages, one :class:`~juno.simul.batch.BatchTranslator` writes them all
-(each word and sentence end is sent tagged with its language).
+(each word and sentence end is sent tagged with its language). In a two-way
+conversation (``conversation.pair``), a :class:`~juno.simul.conversation.Conversation`
+translates each word from the language it was spoken in into the other.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class _Link:
     def __init__(self, translator, words: zmq.Socket, target: zmq.Socket) -> None:
         self.translator = translator  # a StreamingTranslator, or a BatchTranslator
         self.rows = getattr(translator, "rows", [translator])
+        # A conversation: each word goes to the direction of the language it was spoken in.
+        self.by_language = hasattr(translator, "row_of")
         self.words, self.target = words, target
         self.seq = 0
         self.origin_wall_s = 0.0
@@ -53,7 +57,10 @@ class _Link:
 
     def _feed(self, word: SourceWord) -> None:
         self.origin_wall_s = word.origin_wall_s
-        self.translator.feed([word])  # the events give the SourceWord back
+        if self.by_language:
+            self.translator.feed([word], word.language)
+        else:
+            self.translator.feed([word])  # the events give the SourceWord back
         if word.sentence_end:
             self.translator.end_sentence()
 
@@ -91,7 +98,7 @@ class _Link:
                         language,
                     )  # fmt: skip
                 )
-                self.translated += row == 0
+                self.translated += row == 0 or self.by_language  # (once per sentence)
             control.handle()
             if control.stop_requested:
                 return
@@ -107,6 +114,7 @@ class _Link:
 def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
     from juno.models.loading import load_llm
     from juno.simul.batch import BatchTranslator
+    from juno.simul.conversation import Conversation
     from juno.simul.engine import StreamingTranslator
     from juno.simul.options import TranslateOptions
     from juno.simul.speculative import load_drafter
@@ -117,7 +125,10 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
     model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
     targets = cfg.target_languages
     options = TranslateOptions.from_config(cfg, targets[0])
-    if len(targets) > 1:
+    if cfg.pair:
+        drafter = None
+        translator = Conversation.create(model, tokenizer, options, cfg.pair)
+    elif len(targets) > 1:
         drafter = None
         translator = BatchTranslator.create(model, tokenizer, options, targets)
     else:
@@ -137,10 +148,10 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
         link.translate(control)
     bus.send(link.target, EndOfStream(link.seq, link.end.stream_s, link.end.reason))
     log.info("translated %d sentences", link.translated)
-    if len(targets) > 1:
+    if len(translator_rows := getattr(translator, "rows", [])) > 1:
         log.info(
-            "%d languages: %d batched forwards, %.2f rows each",
-            len(targets),
+            "%d directions or languages: %d batched forwards, %.2f rows each",
+            len(translator_rows),
             translator.batches,
             translator.batched_rows / max(1, translator.batches),
         )
