@@ -263,3 +263,88 @@ def test_plain_printer_names_the_language_when_there_are_several():
         "target\tde\t2\t3\tHallo",
         "sentence\tde\t2\tHallo.",
     ]
+
+
+# -- a two-way conversation ----------------------------------------------------------
+
+
+def conversation(view) -> None:
+    """Turns 0 (English) and 1 (French) translated; turn 2 (English) half spoken, its
+    translation begun; turn 3 (French) heard, not yet translated."""
+    turns = [("en", "Hello there.", "Bonjour."), ("fr", "Ça va bien ?", "Are you well?")]
+    for i, (language, src, tgt) in enumerate(turns):
+        other = "fr" if language == "en" else "en"
+        words = src.split()
+        for j, word in enumerate(words):
+            msg = source(i, word, i + 0.1 * j, last=j == len(words) - 1)
+            view.add(in_language(msg, language), ORIGIN_S + i + 1)
+        for word in tgt.split():
+            view.add(in_language(target(i, word, i + 0.5), other), ORIGIN_S + i + 2)
+        view.add(in_language(sentence_end(i, src, tgt), other), ORIGIN_S + i + 2)
+    view.add(in_language(source(2, "See", 2.0), "en"), ORIGIN_S + 3)
+    view.add(in_language(target(2, "À", 2.0), "fr"), ORIGIN_S + 4)
+    view.add(in_language(source(3, "Oui.", 3.0, last=True), "fr"), ORIGIN_S + 4)
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.split("│")]
+
+
+def test_a_conversation_shows_each_turn_in_its_languages_column_and_the_other():
+    view = LiveView(STATUS, Transcript(pair=["en", "fr"]))
+    conversation(view)
+    lines = render(view).splitlines()
+    assert cells(lines[0]) == ["English", "French"]
+    rows = [cells(line) for line in lines[2:-1] if line.strip()]
+    assert rows == [
+        ["en ▸ Hello there.", "Bonjour."],
+        ["Are you well?", "fr ▸ Ça va bien ?"],
+        ["en ▸ See …", "À …"],
+        ["…", "fr ▸ Oui."],
+    ]
+    turns = view.transcript.sentences
+    assert [view.transcript.spoken(s) for s in turns] == ["en", "fr", "en", "fr"]
+    # Each turn awaits its translation into the other language only.
+    assert [list(s.translations) for s in turns] == [["fr"], ["en"], ["fr"], ["en"]]
+    assert [s.done for s in turns] == [True, True, False, False]
+    status = view.status_line().plain
+    assert "en ⇄ fr" in status and "→ fr" not in status
+    assert "words 8 → 3, 2" in status  # written into en, fr: the pair's order
+
+
+def test_a_conversation_styles_spoken_words_apart_from_translations():
+    view = LiveView(STATUS, Transcript(pair=["en", "fr"]))
+    conversation(view)
+    english, french = (
+        next(column.cells) for column in view._row(view.transcript.sentences[1]).columns
+    )
+    assert english.plain == "Are you well?" and english.style == "italic"
+    assert french.plain == "fr ▸ Ça va bien ?" and french.spans[0].style == "bold cyan"
+
+
+def test_a_turn_whose_translation_arrives_first_is_placed_by_it():
+    view = LiveView(STATUS, Transcript(pair=["en", "fr"]))
+    view.add(in_language(target(0, "Salut", 0.5), "en"), ORIGIN_S + 1)
+    turn = view.transcript.sentences[0]
+    assert view.transcript.spoken(turn) == "fr" and not turn.done
+    row = next(line for line in render(view).splitlines() if "Salut" in line)
+    assert cells(row) == ["Salut …", "fr ▸ …"]
+
+
+def test_a_conversations_room_layout_tags_each_translation_with_who_spoke():
+    view = LiveView(STATUS, Transcript(pair=["en", "fr"]), layout="room")
+    conversation(view)
+    lines = [line.strip() for line in render(view).splitlines() if line.strip()]
+    assert lines == ["en ▸ Bonjour.", "fr ▸ Are you well?", "en ▸ À …"]
+
+
+def test_plain_printer_names_the_language_of_each_turn_and_translation():
+    out = io.StringIO()
+    printer = PlainPrinter(out, pair=["en", "fr"])
+    conversation(printer)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "source\ten\t0\t-0.25\t0.00\tHello"
+    assert lines[2:5] == ["target\tfr\t0\t3\tBonjour.", "sentence\tfr\t0\tBonjour.", lines[4]]
+    assert lines[4].startswith("source\tfr\t1\t") and lines[4].endswith("\tÇa")
+    assert lines[-1] == "source\tfr\t3\t2.75\t3.00\tOui."
+    assert "target\ten\t1\t3\tAre" in lines

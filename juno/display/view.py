@@ -4,7 +4,9 @@
 renders it for a :class:`rich.live.Live` (columns: the source and a translation
 per target language, or a large "room" layout, plus a status line), and
 :class:`PlainPrinter` writes one line per event when the output is not a
-terminal. None of them reads a clock: the display process passes in the
+terminal. In a two-way conversation (``pair``) there is a column per language of
+the pair: each turn's words in the column of the language spoken, its translation
+in the other. None of them reads a clock: the display process passes in the
 wall-clock time it shows each message at.
 """
 
@@ -33,6 +35,9 @@ LAG_WINDOW_WORDS = 20
 # Trails the text still being written.
 CURSOR = "…"
 IN_PROGRESS_STYLE = "bold yellow"
+# A conversation: the tag before a turn's spoken words ("en ▸"), and its translation's look.
+SPEAKER_STYLE = "bold cyan"
+TRANSLATED_STYLE = "italic"
 LAYOUTS = ("columns", "room")
 
 
@@ -57,6 +62,8 @@ class Sentence:
 
     index: int
     source_words: list[str] = field(default_factory=list)
+    # The language its words were spoken in ("" until a tagged word arrives).
+    language: str = ""
     # One per target language, in the transcript's order.
     translations: dict[str, Translation] = field(default_factory=dict)
     # The transcriber committed the sentence's last word.
@@ -75,8 +82,8 @@ class Sentence:
 
     @property
     def done(self) -> bool:
-        """Every translation is complete."""
-        return all(t.done for t in self.translations.values())
+        """Every translation is complete (and there is one)."""
+        return bool(self.translations) and all(t.done for t in self.translations.values())
 
     def translation(self, language: str) -> Translation:
         return self.translations.setdefault(language, Translation())
@@ -92,13 +99,19 @@ class Transcript:
 
     Sentences fill independently: the source of sentence 3 may arrive while the
     translation of sentence 1 is still being written. ``languages`` are the target
-    languages (see :class:`~juno.display.targets.Targets`; none given: one).
+    languages (see :class:`~juno.display.targets.Targets`; none given: one). A
+    two-way conversation gives its ``pair`` instead: both are target languages, and
+    each sentence (a turn) is translated into the one it was not spoken in.
     """
 
     def __init__(
-        self, languages: Iterable[str] = (), lag_window_words: int = LAG_WINDOW_WORDS
+        self,
+        languages: Iterable[str] = (),
+        lag_window_words: int = LAG_WINDOW_WORDS,
+        pair: Iterable[str] = (),
     ) -> None:
-        self.targets = Targets(languages)
+        self.pair = list(pair)
+        self.targets = Targets(self.pair or languages)
         self._sentences: dict[int, Sentence] = {}
         self._source_lags_s: deque[float] = deque(maxlen=lag_window_words)
         self._target_lags_s: deque[float] = deque(maxlen=lag_window_words)
@@ -116,6 +129,12 @@ class Transcript:
         if isinstance(msg, SourceWord):
             sentence = self._sentence(msg.sentence)
             sentence.source_words.append(msg.text)
+            if msg.language and not sentence.language:
+                sentence.language = msg.language
+                # A turn awaits its translation into the other language(s), not its own.
+                for language in self.pair:
+                    if language != msg.language:
+                        sentence.translation(language)
             sentence.source_done = sentence.source_done or msg.sentence_end
             self.source_word_count += 1
             self._source_lags_s.append(shown_wall_s - (msg.origin_wall_s + msg.end_s))
@@ -135,9 +154,19 @@ class Transcript:
 
     def _sentence(self, index: int) -> Sentence:
         if index not in self._sentences:
-            translations = {language: Translation() for language in self.targets.languages}
+            # A conversation's turn learns which translation it awaits from its words.
+            languages = [] if self.pair else self.targets.languages
+            translations = {language: Translation() for language in languages}
             self._sentences[index] = Sentence(index, translations=translations)
         return self._sentences[index]
+
+    def spoken(self, sentence: Sentence) -> str:
+        """The language a conversation's turn was spoken in: its words', else the one of
+        the pair it is not translated into ("" when nothing tells)."""
+        if sentence.language or not self.pair:
+            return sentence.language
+        others = [lang for lang in self.pair if lang not in sentence.translations]
+        return others[0] if len(others) == 1 else ""
 
     @property
     def sentences(self) -> list[Sentence]:
@@ -167,6 +196,9 @@ class LiveView:
     the newest at the bottom, a status line under them.
     ``layout="room"``: the translation only (each language's under the one before),
     large and spaced, for an audience.
+    In a conversation the columns are the pair's languages: each turn's words, tagged
+    with their language ("en ▸"), in its language's column, its translation (italic) in
+    the other's, on one row; the room layout shows each translation after that tag.
     Translations not yet complete are shown in yellow with a trailing cursor (the
     source too until all its translations are). ``status`` holds what the status
     line shows (``whisper``, ``llm``, ``source_language``, ``target_language``,
@@ -212,6 +244,11 @@ class LiveView:
             return f"{kind} ({_language(self.status[key])})" if key in self.status else kind
 
         targets = self.transcript.targets
+        if self.transcript.pair:
+            table = _columns(show_header=True, translations=len(self.transcript.pair) - 1)
+            for column, language in zip(table.columns, self.transcript.pair, strict=True):
+                column.header = _language(language)
+            return table
         table = _columns(show_header=True, translations=len(targets.languages))
         table.columns[0].header = title("Source", "source_language")
         if targets.several:
@@ -223,24 +260,36 @@ class LiveView:
 
     def _row(self, sentence: Sentence) -> Table:
         source = sentence.source if sentence.source_done else _with_cursor(sentence.source)
-        cells = [Text(source, style="" if sentence.done else IN_PROGRESS_STYLE)]
-        for language in self.transcript.targets.languages:
-            translation = sentence.translations.get(language) or Translation()
-            if translation.done:
-                cells.append(Text(translation.target))
-            else:
-                cells.append(Text(_with_cursor(translation.target), style=IN_PROGRESS_STYLE))
+        source_style = "" if sentence.done else IN_PROGRESS_STYLE
+        pair = self.transcript.pair
+        if pair:
+            # A turn of unknown language (untagged words) goes in the first column.
+            spoken = self.transcript.spoken(sentence) or pair[0]
+            cells = [
+                Text.assemble((f"{spoken} ▸ ", SPEAKER_STYLE), (source, source_style))
+                if language == spoken
+                else _translation_cell(sentence.translations.get(language), TRANSLATED_STYLE)
+                for language in pair
+            ]
+        else:
+            cells = [Text(source, style=source_style)]
+            for language in self.transcript.targets.languages:
+                cells.append(_translation_cell(sentence.translations.get(language)))
         table = _columns(show_header=False, translations=len(cells) - 1)
         table.add_row(*cells)
         return table
 
     def _room_row(self, sentence: Sentence) -> RenderableType:
+        # A conversation tags each translation with the language its turn was spoken in.
+        spoken = self.transcript.spoken(sentence) if self.transcript.pair else ""
         texts = []
         for translation in _targets(sentence):
             if translation.done:
                 text = Text(translation.target, style="bold")
             else:
                 text = Text(_with_cursor(translation.target), style=IN_PROGRESS_STYLE)
+            if spoken:
+                text = Text.assemble((f"{spoken} ▸ ", SPEAKER_STYLE), text)
             text.justify = "center"
             texts.append(text)
         return Padding(Group(*texts), (0, 4, 1, 4))
@@ -263,7 +312,9 @@ class LiveView:
         ]
         if "room" in s:
             parts.append(f"room {s['room']}")
-        if "source_language" in s or "target_language" in s or t.targets.several:
+        if t.pair:
+            parts.append(" ⇄ ".join(t.pair))
+        elif "source_language" in s or "target_language" in s or t.targets.several:
             parts.append(f"{s.get('source_language', '?')} → {targets}")
         parts += [f"{key} {s[key]}" for key in ("whisper", "llm") if key in s]
         if "wait_k" in s:
@@ -277,6 +328,14 @@ class LiveView:
 def _targets(sentence: Sentence) -> list[Translation]:
     """The sentence's translations that have a text so far."""
     return [t for t in sentence.translations.values() if t.target]
+
+
+def _translation_cell(translation: Translation | None, style: str = "") -> Text:
+    """A translation as far as it has arrived: in yellow with a cursor until complete."""
+    translation = translation or Translation()
+    if translation.done:
+        return Text(translation.target, style=style)
+    return Text(_with_cursor(translation.target), style=IN_PROGRESS_STYLE)
 
 
 def _columns(show_header: bool, translations: int = 1) -> Table:
@@ -330,14 +389,18 @@ class PlainPrinter:
         sentence  <sentence>  <whole translation of the sentence>
 
     With several target ``languages``, target and sentence lines name theirs after
-    the kind (``target  de  <sentence> ...``). Other messages print nothing.
-    :meth:`add` takes the same arguments as :meth:`LiveView.add`, so the display
-    process can hold either.
+    the kind (``target  de  <sentence> ...``); in a conversation (``pair``), source
+    lines name the language spoken too (``source  en  <sentence> ...``). Other
+    messages print nothing. :meth:`add` takes the same arguments as
+    :meth:`LiveView.add`, so the display process can hold either.
     """
 
-    def __init__(self, stream: TextIO, languages: Iterable[str] = ()) -> None:
+    def __init__(
+        self, stream: TextIO, languages: Iterable[str] = (), pair: Iterable[str] = ()
+    ) -> None:
         self.stream = stream
-        self.targets = Targets(languages)
+        self.pair = list(pair)
+        self.targets = Targets(self.pair or languages)
 
     def add(self, msg: Message, shown_wall_s: float | None = None) -> None:
         """Print the line of ``msg``, if it has one."""
@@ -351,6 +414,8 @@ class PlainPrinter:
             return
         if isinstance(msg, TargetWord | SentenceEnd) and self.targets.several:
             fields.insert(1, self.targets.of(msg.language))
+        elif isinstance(msg, SourceWord) and self.pair:
+            fields.insert(1, msg.language)
         line = "\t".join(str(f).replace("\t", " ").replace("\n", " ") for f in fields)
         self.stream.write(line + "\n")
         self.stream.flush()
