@@ -9,6 +9,7 @@ import pytest
 from juno.display.latency import (
     format_report,
     load_events,
+    pair_of,
     report,
     source_lags,
     translation_lags,
@@ -239,3 +240,75 @@ def test_one_language_has_no_lag_by_language():
     assert "translation_lag_by_language" not in rep
     assert rep["translation_lag"]["median_s"] == pytest.approx(0.5)
     assert "into" not in format_report(rep)
+
+
+# -- a two-way conversation ----------------------------------------------------------
+
+
+def turns() -> list[dict]:
+    """English, French, French again, English: each turn translated into the other."""
+    en, fr = (lambda e: in_language(e, "en")), (lambda e: in_language(e, "fr"))
+    return [
+        en(src(0, 1.0, 1.2)),
+        en(src(0, 2.0, 2.2)),
+        fr(tgt(0, 1, 1.5)),
+        fr(end(0, 2.5)),
+        # A change of speaker: the first word waits for its language to be identified.
+        fr(src(1, 3.0, 4.0)),
+        fr(src(1, 3.5, 3.8)),
+        en(tgt(1, 1, 4.2)),
+        en(tgt(1, 2, 4.6)),
+        en(end(1, 5.0)),
+        fr(src(2, 6.0, 6.3)),
+        en(tgt(2, 1, 6.5)),
+        en(end(2, 7.0)),
+        en(src(3, 8.0, 9.2)),
+        fr(end(3, 9.5)),
+    ]
+
+
+def test_a_conversation_is_reported_by_direction():
+    events = turns()
+    assert pair_of(events) == ["en", "fr"]
+    rep = report(events)
+    assert rep["pair"] == ["en", "fr"]
+    en_fr, fr_en = rep["directions"]["en→fr"], rep["directions"]["fr→en"]
+    assert list(rep["directions"]) == ["en→fr", "fr→en"]
+    assert en_fr["source_lag"]["count"] == 3 and fr_en["source_lag"]["count"] == 3
+    assert en_fr["source_lag"]["median_s"] == pytest.approx(0.2)
+    assert fr_en["source_lag"]["median_s"] == pytest.approx(0.3)
+    # Each turn's words matched to its own translation only, whichever language.
+    assert en_fr["translation_lag"]["count"] == 3 and fr_en["translation_lag"]["count"] == 3
+    assert en_fr["translation_lag"]["median_s"] == pytest.approx(0.5)  # 0.5, 0.5, 1.5
+    assert fr_en["translation_lag"]["median_s"] == pytest.approx(1.1)  # 1.2, 1.1, 0.5
+    assert sorted(translation_lags(events)) == pytest.approx(sorted([0.5, 0.5, 1.5, 1.2, 1.1, 0.5]))
+    assert rep["sentences"] == 4
+    text = format_report(rep)
+    rows = [[cell.strip() for cell in line.split("│")[1:3]] for line in text.splitlines()]
+    assert ["en→fr shown", "3"] in rows and ["fr→en translated", "3"] in rows
+    assert "into" not in text and "4 sentences translated, en ⇄ fr" in text
+
+
+def test_a_change_of_speaker_is_reported_with_the_lag_it_adds():
+    change = report(turns())["speaker_change"]
+    # Turns 1 (fr after en) and 3 (en after fr) changed speaker; turn 2 did not.
+    assert change["count"] == 2
+    assert change["first_word_median_s"] == pytest.approx(1.1)  # 1.0 and 1.2
+    assert change["others_median_s"] == pytest.approx(0.25)  # 0.2, 0.2, 0.3, 0.3
+    assert change["difference_s"] == pytest.approx(0.85)
+    line = format_report(report(turns())).splitlines()[-1]
+    assert line == (
+        "speaker changes: 2, a new speaker's first word shown after 1.10 s (median), "
+        "others 0.25 s (+0.85 s)"
+    )
+
+
+def test_one_way_has_no_conversation_figures():
+    # Tagged with the language spoken, translated into two: not a conversation.
+    events = [in_language(src(0, 1.0, 1.2), "en"), in_language(tgt(0, 1, 1.5), "fr")]
+    events.append(in_language(tgt(0, 1, 1.6), "de"))
+    assert pair_of(events) == [] and pair_of(turns()[:4]) == []
+    rep = report(events)
+    assert not {"pair", "directions", "speaker_change"} & set(rep)
+    assert list(rep["translation_lag_by_language"]) == ["fr", "de"]
+    assert "speaker" not in format_report(rep)

@@ -20,6 +20,14 @@ translation lag in each, matched within that language only:
 ``translation_lag`` is over all languages together (each source word counted
 once per language), as for a single language it is over that one.
 
+A two-way conversation (source words spoken in two languages, each translated
+into the other: :func:`pair_of`) is also reported by direction ("en→fr": the
+source and translation lags of the words spoken in English), and with the lag a
+change of speaker adds (:func:`speaker_change`): the source lag of the first
+word of each turn (sentence) spoken in another language than the turn before,
+against that of all other words. A turn's first words wait for its language to
+be identified.
+
 Per process, from heartbeats (dicts with ``process, cpu_s, rss_bytes,
 mlx_peak_bytes, wall_s``): CPU seconds between the first and last heartbeat,
 the mean CPU % over that span, peak RSS, RSS at the first heartbeat 60 s or more
@@ -61,19 +69,34 @@ def load_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+def _source_lag(e: dict[str, Any]) -> float:
+    return e["shown_wall_s"] - (e["origin_wall_s"] + e["end_s"])
+
+
 def source_lags(events: list[dict[str, Any]]) -> list[float]:
     """Source lag of each source word, in event order."""
-    return [
-        e["shown_wall_s"] - (e["origin_wall_s"] + e["end_s"])
-        for e in events
-        if e["type"] == "source_word"
-    ]
+    return [_source_lag(e) for e in events if e["type"] == "source_word"]
 
 
 def languages_of(events: list[dict[str, Any]]) -> list[str]:
     """The target languages the events name, in order of first appearance (none: ``[]``)."""
     named = (e.get("language", "") for e in events if e["type"] in _TRANSLATED)
     return list(dict.fromkeys(language for language in named if language))
+
+
+def spoken_languages(events: list[dict[str, Any]]) -> list[str]:
+    """The languages the source words name, in order of first appearance (none: ``[]``)."""
+    named = (e.get("language", "") for e in events if e["type"] == "source_word")
+    return list(dict.fromkeys(language for language in named if language))
+
+
+def pair_of(events: list[dict[str, Any]]) -> list[str]:
+    """The languages of the two-way conversation the events are of, in order of first
+    appearance: two spoken, translated into none but them (``[]`` when not one)."""
+    spoken = spoken_languages(events)
+    if len(spoken) == 2 and set(languages_of(events)) <= set(spoken):
+        return spoken
+    return []
 
 
 def translation_lags(events: list[dict[str, Any]]) -> list[float]:
@@ -90,7 +113,8 @@ def translation_lags_by_language(events: list[dict[str, Any]]) -> dict[str, list
 
 
 def _lags(events: list[dict[str, Any]], language: str, first: str) -> list[float]:
-    """Translation lags into ``language``: its target words and sentence ends only."""
+    """Translation lags into ``language``: matched within each sentence to its target
+    words and sentence end in ``language`` only (an untagged one is in ``first``)."""
     targets: dict[int, list[dict]] = defaultdict(list)
     ends: dict[int, float] = {}
     for e in events:
@@ -114,6 +138,51 @@ def _lags(events: list[dict[str, Any]], language: str, first: str) -> list[float
         if at is not None:
             lags.append(at - (e["origin_wall_s"] + e["end_s"]))
     return lags
+
+
+def direction_lags(events: list[dict[str, Any]], pair: list[str]) -> dict[str, dict[str, list]]:
+    """A conversation's lags by direction (``"en→fr"``): ``source``, the source lag of
+    each word spoken in its first language; ``translation``, the translation lag into
+    its second of each word that has one (matched per sentence, as in :func:`_lags`)."""
+    other = {pair[0]: pair[1], pair[1]: pair[0]}
+    out: dict[str, dict[str, list]] = {
+        f"{x}→{y}": {"source": [], "translation": []} for x, y in other.items()
+    }
+    for e in events:
+        if e["type"] == "source_word" and e.get("language") in other:
+            out[f"{e['language']}→{other[e['language']]}"]["source"].append(_source_lag(e))
+    first = (languages_of(events) or pair)[0]  # (what an untagged translation is in)
+    for target in pair:
+        out[f"{other[target]}→{target}"]["translation"] = _lags(events, target, first)
+    return out
+
+
+def speaker_change(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The lag a change of speaker adds: ``count`` turns (sentences) spoken in another
+    language than the turn before; the median source lag of their first words
+    (``first_word_median_s``) and of all other source words (``others_median_s``); the
+    ``difference_s`` (None when either has no word)."""
+    words = [e for e in events if e["type"] == "source_word"]
+    firsts: dict[int, int] = {}  # sentence -> its first word's place in words
+    spoken: dict[int, str] = {}  # sentence -> its language
+    for n, e in enumerate(words):
+        firsts.setdefault(e["sentence"], n)
+        if e.get("language"):
+            spoken.setdefault(e["sentence"], e["language"])
+    changed, previous = set(), None
+    for sentence in sorted(spoken):
+        if previous is not None and spoken[sentence] != previous:
+            changed.add(firsts[sentence])
+        previous = spoken[sentence]
+    first = [_source_lag(e) for n, e in enumerate(words) if n in changed]
+    others = [_source_lag(e) for n, e in enumerate(words) if n not in changed]
+    a, b = _stats(first)["median_s"], _stats(others)["median_s"]
+    return {
+        "count": len(first),
+        "first_word_median_s": a,
+        "others_median_s": b,
+        "difference_s": None if a is None or b is None else a - b,
+    }
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
@@ -155,12 +224,30 @@ def report(
     writer's drafts when it drafted (``summaries``: what each stage's Done said).
 
     ``sentences`` counts the sentences translated (in any target language); with several
-    languages, ``translation_lag_by_language`` gives each one's lag statistics.
+    languages, ``translation_lag_by_language`` gives each one's lag statistics. A
+    conversation adds its ``pair``, each direction's ``source_lag`` and
+    ``translation_lag`` (``directions``, by ``"en→fr"``) and ``speaker_change`` (see
+    :func:`speaker_change`).
     """
     origin = next((e["origin_wall_s"] for e in events if "origin_wall_s" in e), None)
     drafts = (summaries or {}).get("translate", {}).get("drafts")
     by_language = translation_lags_by_language(events)
     pooled = [lag for lags in by_language.values() for lag in lags]
+    pair = pair_of(events)
+    conversation = {}
+    if pair:
+        directions = {
+            direction: {
+                "source_lag": _stats(lags["source"]),
+                "translation_lag": _stats(lags["translation"]),
+            }
+            for direction, lags in direction_lags(events, pair).items()
+        }
+        conversation = {
+            "pair": pair,
+            "directions": directions,
+            "speaker_change": speaker_change(events),
+        }
     return {
         "source_words": sum(e["type"] == "source_word" for e in events),
         "target_words": sum(e["type"] == "target_word" for e in events),
@@ -172,6 +259,7 @@ def report(
             if len(by_language) > 1
             else {}
         ),
+        **conversation,
         "processes": {
             name: _process(beats, origin)
             for name, beats in sorted((heartbeats or {}).items())
@@ -196,16 +284,32 @@ def format_report(rep: dict[str, Any]) -> str:
         lags.add_column(column, justify="left" if not column else "right")
     by_language = rep.get("translation_lag_by_language", {})
     rows = [("shown", rep["source_lag"]), ("translated", rep["translation_lag"])]
-    rows += [(f"  into {language}", s) for language, s in by_language.items()]
+    if "directions" in rep:
+        for direction, d in rep["directions"].items():
+            rows += [(f"  {direction} shown", d["source_lag"])]
+            rows += [(f"  {direction} translated", d["translation_lag"])]
+    else:
+        rows += [(f"  into {language}", s) for language, s in by_language.items()]
     for label, s in rows:
         lags.add_row(label, str(s["count"]), _seconds(s["median_s"]), _seconds(s["p90_s"]))
     console = Console(file=io.StringIO(), width=100, color_system=None)
     console.print(lags)
     into = f" into {', '.join(by_language)}" if by_language else ""
+    if "pair" in rep:
+        into = f", {' ⇄ '.join(rep['pair'])}"
     console.print(
         f"{rep['source_words']} source words, {rep['target_words']} target words, "
         f"{rep['sentences']} sentences translated{into}"
     )
+    if change := rep.get("speaker_change"):
+        difference = change["difference_s"]
+        console.print(
+            f"speaker changes: {change['count']}, a new speaker's first word shown after "
+            f"{_seconds(change['first_word_median_s'])} (median), others "
+            f"{_seconds(change['others_median_s'])}"
+            + ("" if difference is None else f" ({difference:+.2f} s)"),
+            soft_wrap=True,  # one line, however long its figures
+        )
     if rep["processes"]:
         procs = Table(title="Processes", title_justify="left")
         for column in ("", "CPU", "CPU %", "peak RSS", "RSS @60 s", "RSS end", "MLX peak"):
