@@ -26,10 +26,13 @@ class Feed:
         self.seq += 1
         return self.seq - 1
 
-    def source(self, text: str, start: float, end: float, sentence: int) -> SourceWord:
+    def source(
+        self, text: str, start: float, end: float, sentence: int, language: str = ""
+    ) -> SourceWord:
         return SourceWord(
-            self._next(), end, ORIGIN, text, start, end, 0.9, False, sentence, ORIGIN + end
-        )
+            self._next(), end, ORIGIN, text, start, end, 0.9, False, sentence, ORIGIN + end,
+            language=language,
+        )  # fmt: skip
 
     def target(self, text: str, sentence: int, read: int, language: str = "") -> TargetWord:
         return TargetWord(
@@ -122,6 +125,7 @@ def test_events_are_one_flushed_json_line_per_message_in_order(rec):
         "committed_wall_s": ORIGIN + 1.0,
         "stage_tokens": 0,
         "stage_compute_s": 0.0,
+        "language": "",
     }
     assert lines[3]["reason"] == "capture"
 
@@ -290,17 +294,17 @@ def test_new_session_folder_is_stamped_and_unique(tmp_path):
 
 
 def written_every_time_and_once(
-    tmp_path: Path, msgs: list, languages: tuple[str, ...] = ()
+    tmp_path: Path, msgs: list, languages: tuple[str, ...] = (), pair: tuple[str, ...] = ()
 ) -> tuple[SessionRecorder, ...]:
-    every = SessionRecorder(tmp_path / "every", {}, target_languages=languages)
-    once = SessionRecorder(tmp_path / "once", {}, target_languages=languages)
+    every = SessionRecorder(tmp_path / "every", {}, target_languages=languages, pair=pair)
+    once = SessionRecorder(tmp_path / "once", {}, target_languages=languages, pair=pair)
     for m in msgs:
         every.record(m, 0.0)
         every.write_texts()
         once.record(m, 0.0)
     every.close()
     once.close()
-    for name in text_files(languages):
+    for name in text_files(languages, pair):
         assert read(every, name) == read(once, name), name
     return every, once
 
@@ -423,3 +427,113 @@ def test_rewriting_each_language_at_every_message_gives_the_same_files(tmp_path)
     assert len(parse(read(once, "translation.fr.srt"), False)) > 4
     german = [cue[2] for cue in parse(read(once, "translation.de.srt"), False)]
     assert len(german) == 5 and german[-1] == "a whole sentence 3"
+
+
+# -- a two-way conversation ----------------------------------------------------------
+
+PAIR = ["en", "fr"]
+
+
+def conversation(f: Feed) -> list:
+    """Turns in English, French, English: each translated into the other language, the
+    last one's translation begun."""
+    return [
+        f.source("Hello", 1.0, 1.4, 0, "en"),
+        f.source("world.", 1.5, 2.0, 0, "en"),
+        f.target("Bonjour", 0, 1, "fr"),
+        f.target("le monde.", 0, 2, "fr"),
+        f.end(0, "Hello world.", "Bonjour le monde.", "fr"),
+        f.source("Ça", 3.0, 3.2, 1, "fr"),
+        f.target("How", 1, 1, "en"),
+        f.source("va ?", 3.3, 3.8, 1, "fr"),
+        f.target("are you?", 1, 2, "en"),
+        f.end(1, "Ça va ?", "How are you?", "en"),
+        f.source("Good.", 5.0, 5.5, 2, "en"),
+        f.target("Bien", 2, 1, "fr"),
+    ]
+
+
+def test_a_conversation_has_every_turn_in_each_language(tmp_path):
+    with SessionRecorder(tmp_path / "s", {}, target_languages=PAIR, pair=PAIR) as rec:
+        for m in conversation(Feed()):
+            rec.record(m, 0.0)
+    names = sorted(p.name for p in rec.folder.iterdir())
+    assert names == sorted(["events.jsonl", "session.json", *text_files(PAIR, PAIR)])
+    assert "conversation.en.srt" in names and "conversation.fr.vtt" in names
+    # Every turn as spoken, and each language's translations (line i pairs with line i).
+    assert read(rec, "transcript.txt") == "Hello world.\nÇa va ?\nGood.\n"
+    assert read(rec, "translation.fr.txt") == "Bonjour le monde.\n\nBien\n"
+    assert read(rec, "translation.en.txt") == "\nHow are you?\n\n"
+    # Every turn in each language: as spoken in it, else translated into it.
+    assert read(rec, "conversation.en.txt") == "Hello world.\nHow are you?\nGood.\n"
+    assert read(rec, "conversation.fr.txt") == "Bonjour le monde.\nÇa va ?\nBien\n"
+    for vtt, ext in ((False, "srt"), (True, "vtt")):
+        assert parse(read(rec, f"conversation.en.{ext}"), vtt) == [
+            (1.0, 2.0, "Hello world."), (3.0, 3.8, "How are you?"), (5.0, 5.5, "Good.")
+        ]  # fmt: skip
+        assert parse(read(rec, f"conversation.fr.{ext}"), vtt) == [
+            (1.0, 2.0, "Bonjour le monde."), (3.0, 3.8, "Ça va ?"), (5.0, 5.5, "Bien")
+        ]  # fmt: skip
+        assert parse(read(rec, f"translation.en.{ext}"), vtt) == [(3.0, 3.8, "How are you?")]
+    events = [json.loads(x) for x in read(rec, "events.jsonl").splitlines()]
+    spoken = [(e["text"], e["language"]) for e in events if e["type"] == "source_word"]
+    assert spoken[:3] == [("Hello", "en"), ("world.", "en"), ("Ça", "fr")]
+    info = json.loads(read(rec, "session.json"))
+    assert info["pair"] == PAIR and info["target_languages"] == PAIR
+
+
+def test_a_turn_known_only_by_its_translation_is_in_the_other_language(tmp_path):
+    f = Feed()
+    # The translation of a French turn arrives before its words (another socket).
+    with SessionRecorder(tmp_path / "s", {}, pair=PAIR) as rec:
+        rec.record(f.target("Yes.", 0, 1, "en"), 0.0)
+        rec.record(f.source("Non.", 1.0, 1.5, 1, "fr"), 0.0)
+    assert read(rec, "conversation.en.txt") == "Yes.\n\n"
+    assert read(rec, "conversation.fr.txt") == "\nNon.\n"
+    # One way: no conversation files, no pair.
+    with SessionRecorder(tmp_path / "one", {}) as one:
+        assert "pair" not in json.loads(read(one, "session.json"))
+    assert not any(name.startswith("conversation") for name in TEXT_FILES)
+
+
+@pytest.mark.parametrize("session_json", [True, False])
+def test_replay_writes_a_conversations_files_as_recorded(tmp_path, session_json):
+    with SessionRecorder(tmp_path / "s", {}, target_languages=PAIR, pair=PAIR) as rec:
+        for m in conversation(Feed()):
+            rec.record(m, 0.0)
+    written = {name: read(rec, name) for name in text_files(PAIR, PAIR)}
+    for name in written:
+        (rec.folder / name).unlink()
+    if not session_json:
+        (rec.folder / "session.json").unlink()
+    SessionRecorder.replay(rec.folder).write_texts()
+    assert {name: read(rec, name) for name in written} == written
+
+
+def test_rewriting_a_conversation_at_every_message_gives_the_same_files(tmp_path):
+    f = Feed()
+    msgs = []
+    for s in range(6):
+        t = s * 1.5  # turns overlap: each is clipped by the next
+        spoken, other = ("en", "fr") if s % 3 else ("fr", "en")
+        msgs += [
+            f.source(f"s{s}w{w}" * (1 + w % 4), t + w * 0.2, t + w * 0.2 + 0.1, s, spoken)
+            for w in range(9)
+        ]
+        msgs += [f.target(f"t{s}w{w}", s, w + 1, other) for w in range(7)]
+        if s % 2 == 0:
+            msgs.append(f.end(s, "", f"a whole turn {s} " * (1 + 4 * (s == 0)), other))
+    # Turn 0 ends last: its translation grows to 2 cues, renumbering all after it.
+    first_end = next(n for n, m in enumerate(msgs) if isinstance(m, SentenceEnd))
+    msgs.append(msgs.pop(first_end))
+    _, once = written_every_time_and_once(tmp_path, msgs, tuple(PAIR), tuple(PAIR))
+    # Turns 0 and 3 were spoken in French, the others in English.
+    french = [cue[2].split()[0] for cue in parse(read(once, "conversation.fr.srt"), False)]
+    english = [cue[2].split()[0] for cue in parse(read(once, "conversation.en.srt"), False)]
+    # (each turn's first cue; turns 2 and 4 ended, as "a whole turn ...")
+    assert [w for w in french if w in ("s0w0", "t1w0", "a", "s3w0", "t5w0")] == [
+        "s0w0", "t1w0", "a", "s3w0", "a", "t5w0"
+    ]  # fmt: skip
+    assert [w for w in english if w in ("a", "s1w0", "s2w0", "t3w0", "s4w0", "s5w0")] == [
+        "a", "s1w0", "s2w0", "t3w0", "s4w0", "s5w0"
+    ]  # fmt: skip

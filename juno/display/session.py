@@ -1,10 +1,12 @@
 """The session folder a display writes while a session runs.
 
-- ``session.json``: the caller's meta (config, models) plus start time and the
-  target languages when given; rewritten at close with the end time.
+- ``session.json``: the caller's meta (config, models) plus start time, the
+  target languages when given and a conversation's ``pair``; rewritten at close
+  with the end time.
 - ``events.jsonl``: one JSON line per shown message (``type``, ``shown_wall_s``
-  and the message's fields; a translation's ``language`` is the target language
-  it is in, an untagged one's too), flushed at once so a crash loses nothing shown.
+  and the message's fields; a source word's ``language`` is the one it was spoken
+  in, a translation's the target language it is in, an untagged one's too),
+  flushed at once so a crash loses nothing shown.
 - ``transcript.txt`` / ``translation.txt``: one sentence per line, line i of one
   pairing with line i of the other (a side with no text yet is an empty line).
 - ``transcript.srt|vtt`` / ``translation.srt|vtt``: one cue per sentence (several
@@ -15,6 +17,14 @@ With several target languages each has its translation files, named with its
 code: ``translation.de.txt``, ``translation.de.srt``, ``translation.de.vtt``
 (:func:`translation_file`); line i of each still pairs with line i of the transcript.
 
+A two-way conversation (``pair``, say en and fr) translates each turn (sentence)
+into the language it was not spoken in: its target languages are the pair, and
+``translation.fr.*`` holds the English turns' translations. Each language of the
+pair also has the whole conversation in it, ``conversation.en.txt|srt|vtt``
+(:func:`conversation_file`): every turn, as spoken where it was spoken in that
+language, else its translation into it; line i still pairs with the transcript's
+(``transcript.*`` holds every turn as spoken).
+
 The texts are rewritten whole (each file atomically) by :meth:`write_texts`;
 sentences still in progress are included with what they have so far.
 """
@@ -22,6 +32,7 @@ sentences still in progress are included with what they have so far.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import tempfile
@@ -47,12 +58,20 @@ def translation_file(languages: Sequence[str], language: str, ext: str) -> str:
     return f"translation.{language}.{ext}" if len(languages) > 1 else f"translation.{ext}"
 
 
-def text_files(languages: Sequence[str] = ()) -> tuple[str, ...]:
-    """The text and subtitle files of a session translating into ``languages``."""
-    languages = list(languages) or [""]
+def conversation_file(language: str, ext: str) -> str:
+    """The name of a conversation's file of every turn in ``language`` (``txt``, ``srt``,
+    ``vtt``)."""
+    return f"conversation.{language}.{ext}"
+
+
+def text_files(languages: Sequence[str] = (), pair: Sequence[str] = ()) -> tuple[str, ...]:
+    """The text and subtitle files of a session translating into ``languages``, or of a
+    conversation between the languages of ``pair``."""
+    languages = list(languages) or list(pair) or [""]
     texts = [translation_file(languages, lang, "txt") for lang in languages]
     subtitles = [translation_file(languages, lang, ext) for lang in languages for ext in SUBTITLES]
-    return ("transcript.txt", *texts, "transcript.srt", "transcript.vtt", *subtitles)
+    turns = [conversation_file(lang, ext) for lang in pair for ext in ("txt", *SUBTITLES)]
+    return ("transcript.txt", *texts, "transcript.srt", "transcript.vtt", *subtitles, *turns)
 
 
 # The files of a session with one target language.
@@ -88,19 +107,31 @@ class _Sentence:
 
     # (text, start_s, end_s) of each source word, in the order shown.
     source: list[tuple[str, float, float]] = field(default_factory=list)
+    # The language its words were spoken in ("" until a tagged word arrives).
+    language: str = ""
     # By target language: its words, and its SentenceEnd once its translation is
     # complete (whose texts are the whole sentence).
     target: dict[str, list[TargetWord]] = field(default_factory=dict)
     end: dict[str, SentenceEnd] = field(default_factory=dict)
-    # By side (SOURCE, or a target language): caches dropped on every change, so a
-    # rewrite of the files lays out and renders only what changed (in practice the
-    # last sentence or two).
+    # By side (SOURCE, or a target language; blocks also by a conversation's "turns.LANG"):
+    # caches dropped on every change, so a rewrite of the files lays out and renders only
+    # what changed (in practice the last sentence or two).
     cached: dict[str | None, _Side] = field(default_factory=dict)
     blocks: dict[str | None, _Block] = field(default_factory=dict)
 
     def changed(self) -> None:
         self.cached.clear()
         self.blocks.clear()
+
+    def turn(self, language: str, pair: Sequence[str]) -> str | None:
+        """A conversation's turn in ``language``: its source (``SOURCE``) where it was
+        spoken in it, else its translation into it. The language spoken is its words',
+        else the one it is not translated into; untold, the pair's first."""
+        spoken = self.language
+        if not spoken:
+            others = [lang for lang in pair if lang not in self.target and lang not in self.end]
+            spoken = others[0] if len(others) == 1 else pair[0]
+        return SOURCE if language == spoken else language
 
     def side(self, language: str | None) -> _Side:
         """The source's text and cues (``SOURCE``), or the translation's into ``language``."""
@@ -133,22 +164,28 @@ class SessionRecorder:
         meta: dict[str, Any],
         clock: Callable[[], float] = time.time,
         target_languages: Iterable[str] = (),
+        pair: Sequence[str] = (),
     ) -> None:
         """Create ``folder`` (it may exist, but must hold no ``events.jsonl``).
 
         ``meta`` is anything JSON-able (non-JSON values are written with ``str``);
         the recorder adds ``start_wall_s``/``started_at``, ``target_languages``
-        when given, and, at close, ``end_wall_s``/``ended_at``/``duration_s``.
-        ``target_languages``: see :class:`~juno.display.targets.Targets` (none: one).
+        when given, ``pair`` in a conversation, and, at close,
+        ``end_wall_s``/``ended_at``/``duration_s``.
+        ``target_languages``: see :class:`~juno.display.targets.Targets` (none: one; a
+        conversation's are its ``pair``).
         """
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._clock = clock
-        self.targets = Targets(target_languages)
+        self.pair = list(pair)
+        self.targets = Targets(list(target_languages) or self.pair)
         self._meta = dict(meta)
         if any(self.targets.languages):
             # The list itself: a language first met later is in session.json at close.
             self._meta["target_languages"] = self.targets.languages
+        if self.pair:
+            self._meta["pair"] = self.pair
         self._start_wall_s = clock()
         self._sentences: dict[int, _Sentence] = {}
         # Last text written per file: an unchanged file is not rewritten.
@@ -190,9 +227,10 @@ class SessionRecorder:
 
         After a crash (of the display, or of a stage that stopped it mid-batch)
         its :meth:`write_texts` brings the texts up to the last recorded event.
-        The target languages are session.json's, else those the events name.
+        The target languages and a conversation's pair are session.json's, else those
+        the events name.
         """
-        from juno.display.latency import languages_of, load_events
+        from juno.display.latency import languages_of, load_events, pair_of
 
         self = cls.__new__(cls)
         self.folder = Path(folder)
@@ -202,6 +240,7 @@ class SessionRecorder:
             info = json.loads((self.folder / "session.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             info = {}
+        self.pair = list(info.get("pair") or pair_of(events))
         self.targets = Targets(info.get("target_languages") or languages_of(events))
         for event in events:
             cls_ = TYPES[event["type"]]
@@ -219,6 +258,7 @@ class SessionRecorder:
         elif text := msg.text.strip():
             if isinstance(msg, SourceWord):
                 sentence.source.append((text, msg.start_s, msg.end_s))
+                sentence.language = sentence.language or msg.language
             else:
                 words = sentence.target.setdefault(self.targets.of(msg.language), [])
                 words.append(dataclasses.replace(msg, text=text))
@@ -226,20 +266,28 @@ class SessionRecorder:
     def texts(self) -> dict[str, str]:
         """The text files' contents, by file name (see :func:`text_files`)."""
         sentences = [self._sentences[i] for i in sorted(self._sentences)]
-        languages = self.targets.languages
+        languages, pair = self.targets.languages, self.pair
         sides = [SOURCE, *languages]
         # Line i of every file is sentence i of those with a text in any of them.
-        lines = [t for s in sentences if any(t := [s.side(side).text for side in sides])]
-        files = {"transcript.txt": "".join(texts[0] + "\n" for texts in lines)}
+        lines = [(s, t) for s in sentences if any(t := [s.side(side).text for side in sides])]
+        files = {"transcript.txt": "".join(texts[0] + "\n" for _, texts in lines)}
         for n, language in enumerate(languages, start=1):
             files[translation_file(languages, language, "txt")] = "".join(
-                texts[n] + "\n" for texts in lines
+                texts[n] + "\n" for _, texts in lines
             )
         files["transcript.srt"], files["transcript.vtt"] = _render(sentences, SOURCE)
         for language in languages:
             srt, vtt = _render(sentences, language)
             files[translation_file(languages, language, "srt")] = srt
             files[translation_file(languages, language, "vtt")] = vtt
+        for language in pair:
+            files[conversation_file(language, "txt")] = "".join(
+                s.side(s.turn(language, pair)).text + "\n" for s, _ in lines
+            )
+            turn = functools.partial(_Sentence.turn, language=language, pair=pair)
+            srt, vtt = _render(sentences, f"turns.{language}", turn)
+            files[conversation_file(language, "srt")] = srt
+            files[conversation_file(language, "vtt")] = vtt
         return files
 
     def write_texts(self) -> None:
@@ -301,20 +349,25 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _render(sentences: list[_Sentence], side: str | None) -> tuple[str, str]:
-    """SRT and VTT of one side of ``sentences`` (SOURCE or a target language), reusing
-    each sentence's block while its cues and its neighbours' times stay the same."""
-    items = [(s, cues) for s in sentences if (cues := s.side(side).cues)]
+def _render(
+    sentences: list[_Sentence],
+    key: str | None,
+    side_of: Callable[[_Sentence], str | None] | None = None,
+) -> tuple[str, str]:
+    """SRT and VTT of one side of ``sentences`` (``key``: SOURCE or a target language;
+    or each sentence's ``side_of`` it, its blocks kept under ``key``), reusing each
+    sentence's block while its cues and its neighbours' times stay the same."""
+    items = [(s, cues) for s in sentences if (cues := s.side(side_of(s) if side_of else key).cues)]
     srt, vtt = [], []
     end_ms, number = 0, 1
     for n, (sentence, cues) in enumerate(items):
         next_ms = round(items[n + 1][1][0].start_s * 1000) if n + 1 < len(items) else None
-        key = (end_ms, next_ms, number)
-        block = sentence.blocks.get(side)
-        if block is None or block.key != key:
+        place = (end_ms, next_ms, number)
+        block = sentence.blocks.get(key)
+        if block is None or block.key != place:
             timed = fit(cues, end_ms, next_ms)
-            block = _Block(key, srt_cues(timed, number), vtt_cues(timed), timed[-1][1])
-            sentence.blocks[side] = block
+            block = _Block(place, srt_cues(timed, number), vtt_cues(timed), timed[-1][1])
+            sentence.blocks[key] = block
         srt.append(block.srt)
         vtt.append(block.vtt)
         end_ms, number = block.end_ms, number + len(cues)
