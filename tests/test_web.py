@@ -83,6 +83,25 @@ def _translated(index: int, source: str, targets: dict[str, str], origin: float,
     return out, t
 
 
+def _turn(index: int, spoken: str, source: str, target: str, origin: float, t0: float = 0.0):
+    """As :func:`_sentence`, a turn of a conversation between English and French: its
+    words tagged with the language ``spoken``, its translation with the other."""
+    other = {"en": "fr", "fr": "en"}[spoken]
+    items, t = _sentence(index, source, target, origin, t0)
+    tagged = [
+        (c, dataclasses.replace(m, language=spoken if c == "source" else other)) for c, m in items
+    ]
+    return tagged, t
+
+
+def _conversation(origin: float) -> tuple[list, float]:
+    """English, French, English: each turn translated into the other language."""
+    first, t = _turn(0, "en", JFK, JFK_FR, origin)
+    second, t = _turn(1, "fr", "On se voit à 9:30.", "We meet at 9:30.", origin, t)
+    third, t = _turn(2, "en", "Bring your ticket.", "Apportez votre billet.", origin, t)
+    return first + second + third, t
+
+
 def _numbered(items):
     """Sequence numbers per channel, as each publisher counts."""
     seq = {"source": 0, "target": 0}
@@ -218,6 +237,38 @@ def test_feed_tags_each_event_with_its_language_and_lags_each_language_apart():
     fr, de = (lags["translation_by_language"][lang]["median"] for lang in ("fr", "de"))
     assert de > fr  # German is written after French
     assert "translation_by_language" not in RoomFeed("en", "fr", origin).stats(origin, {})["lag_s"]
+
+
+def test_a_conversations_feed_tags_each_turn_with_its_language_and_lags_each_direction():
+    origin = 1000.0
+    items, _ = _conversation(origin)
+    feed = RoomFeed("en", ["en", "fr"], origin, pair=["en", "fr"])
+    events = []
+    for n, (_, msg) in enumerate(items):
+        shown = origin + 0.5 + 0.37 * n
+        feed.add(msg, shown)
+        fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
+        events.append({"type": msg.TAG, "shown_wall_s": shown, **fields})
+    sent = [json.loads(e) for e in feed.after(0, 1000).events]
+    spoken = {(e["sentence"], e["lang"]) for e in sent if e["type"] == "source"}
+    assert spoken == {(0, "en"), (1, "fr"), (2, "en")}
+    translated = {(e["sentence"], e["lang"]) for e in sent if e["type"] in ("target", "sentence")}
+    assert translated == {(0, "fr"), (1, "en"), (2, "fr")}
+    hello = feed.hello()
+    assert hello["pair"] == [{"code": "en", "name": "English"}, {"code": "fr", "name": "French"}]
+    assert [t["code"] for t in hello["targets"]] == ["en", "fr"]
+    assert RoomFeed("en", "fr", origin).hello()["pair"] == []
+
+    report = latency.report(events)
+    stats = feed.stats(origin + 60, {"now": 0})
+    assert stats["sentences"] == report["sentences"] == 3  # each turn once, either language
+    assert stats["languages"]["pair"] == ["en", "fr"]
+    # Into French: the English turns' translation lag, as the report's en→fr.
+    lags = stats["lag_s"]["translation_by_language"]
+    for direction, lang in (("en→fr", "fr"), ("fr→en", "en")):
+        theirs = report["directions"][direction]["translation_lag"]
+        assert lags[lang]["median"] == pytest.approx(theirs["median_s"], abs=1e-3)
+        assert lags[lang]["p90"] == pytest.approx(theirs["p90_s"], abs=1e-3)
 
 
 # -- the server -----------------------------------------------------------------------
@@ -357,6 +408,32 @@ def test_each_languages_files_are_served(tmp_path):
         assert _get(server, "/subtitles/de.srt")[1].decode().count("Mitbürger") == 1
         for path in ("/translation.es.txt", "/subtitles/es.srt", "/translation.de.srt"):
             assert _get(server, path)[0] == 404, path
+
+
+def test_a_conversations_files_are_served_in_each_language(tmp_path):
+    pair = ["en", "fr"]
+    feed = RoomFeed("en", pair, time.time(), pair=pair)
+    items, _ = _conversation(time.time())
+    with SessionRecorder(tmp_path, {}, target_languages=pair, pair=pair) as recorder:
+        for _, msg in _numbered(items)[0]:
+            recorder.record(msg, time.time())
+            feed.add(msg, time.time())
+    with RoomServer(feed, tmp_path, RoomOptions(port=0)).start() as server:
+        english = _get(server, "/conversation.en.txt")[1].decode()
+        assert english == f"{JFK}\nWe meet at 9:30.\nBring your ticket.\n"
+        french = _get(server, "/conversation.fr.txt")[1].decode()
+        assert french == f"{JFK_FR}\nOn se voit à 9:30.\nApportez votre billet.\n"
+        for lang in pair:
+            for ext in ("srt", "vtt"):
+                expected = (tmp_path / f"conversation.{lang}.{ext}").read_text()
+                assert _get(server, f"/subtitles/{lang}.{ext}")[1].decode() == expected
+        assert _get(server, "/translation.en.txt")[1].decode() == "\nWe meet at 9:30.\n\n"
+        for path in ("/conversation.de.txt", "/subtitles/de.srt"):
+            assert _get(server, path)[0] == 404, path
+    with RoomServer(
+        RoomFeed("en", "fr", time.time()), tmp_path, RoomOptions(port=0)
+    ).start() as one_way:
+        assert _get(one_way, "/conversation.en.txt")[0] == 404
 
 
 def test_beyond_loopback_every_request_needs_the_token(open_room):

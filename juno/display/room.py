@@ -10,7 +10,8 @@ one catches up in larger batches, and one that reconnects gets what it missed.
 Events (JSON objects; ``seq`` from 1 in every one):
 
 - ``source``: a committed source word (``sentence``, ``text``, ``end``: it ends the
-  sentence, ``lag_s``: shown this long after it was spoken);
+  sentence, ``lag_s``: shown this long after it was spoken; ``lang``: the language it
+  was spoken in, when the word names it);
 - ``target``: a translated word (``sentence``, ``lang``: the target language it is in,
   ``text``, ``attached``: it follows the previous word without a space, as "30" after "9:");
 - ``sentence``: a sentence's translation into ``lang`` is complete (``sentence``, the
@@ -18,6 +19,11 @@ Events (JSON objects; ``seq`` from 1 in every one):
   spoken); with several target languages each sends its own;
 - ``status``: the display's ``state`` (``starting``, ``listening``, ``draining``,
   ``done``, ``stopped``).
+
+In a two-way conversation (``pair``) the target languages are the pair's, and each
+turn (sentence) is translated into the language it was not spoken in: a viewer
+reading in English is shown the English turns' source words and the French turns'
+English translation. ``hello`` names the ``pair``.
 
 No clock is read here: callers pass wall-clock times.
 """
@@ -29,7 +35,7 @@ import secrets
 import threading
 from array import array
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,18 +123,22 @@ class _Figures:
     else of that language's end of its sentence.
     """
 
-    def __init__(self, languages: list[str]) -> None:
+    def __init__(self, languages: list[str], conversation: bool = False) -> None:
         self.source_words = self.target_words = 0
         self.source_lags = array("d")
         self.translations = {language: _Lags() for language in languages}
+        # Each turn is translated into one language: the other than the one it is in.
+        self.conversation = conversation
         self.shown: dict[str, deque[float]] = {"transcribe": deque(), "translate": deque()}
         # Each stage's work so far as its last message said: (tokens, compute seconds).
         self.work: dict[str, tuple[int, float]] = {"transcribe": (0, 0.0), "translate": (0, 0.0)}
 
     @property
     def sentences(self) -> int:
-        """Sentences translated (into the language that has translated the most)."""
-        return max((t.sentences for t in self.translations.values()), default=0)
+        """Sentences translated (into the language that has translated the most; in a
+        conversation, into either)."""
+        counts = [t.sentences for t in self.translations.values()]
+        return sum(counts) if self.conversation else max(counts, default=0)
 
     def _work(self, stage: str, msg: SourceWord | TargetWord | SentenceEnd) -> None:
         if msg.stage_compute_s >= self.work[stage][1]:  # (a late message says less)
@@ -146,8 +156,10 @@ class _Figures:
         spoken_s = msg.origin_wall_s + msg.end_s
         self.source_lags.append(shown_wall_s - spoken_s)
         if msg.text.strip():
-            for translation in self.translations.values():
-                translation.source(msg.sentence, spoken_s)
+            for language, translation in self.translations.items():
+                # (A conversation's turn awaits no translation into its own language.)
+                if not (self.conversation and language == msg.language):
+                    translation.source(msg.sentence, spoken_s)
         return shown_wall_s - spoken_s
 
     def target(self, msg: TargetWord, language: str, shown_wall_s: float) -> None:
@@ -194,8 +206,8 @@ class RoomFeed:
 
     Thread-safe: :meth:`add` and :meth:`set_state` from the display's thread, the
     rest from the server's. ``target_languages``: one code, or several (see
-    :class:`~juno.display.targets.Targets`). ``info`` is what the page's status shows
-    (models, wait-k).
+    :class:`~juno.display.targets.Targets`); a conversation's are its ``pair``.
+    ``info`` is what the page's status shows (models, wait-k).
     """
 
     def __init__(
@@ -205,13 +217,15 @@ class RoomFeed:
         start_wall_s: float,
         info: Mapping[str, Any] | None = None,
         history_events: int = HISTORY_EVENTS,
+        pair: Sequence[str] = (),
     ) -> None:
         # A new session id tells a reconnecting viewer that its events are of another session.
         self.session = secrets.token_hex(8)
         self.source_language = source_language
         if isinstance(target_languages, str):
             target_languages = [target_languages]
-        self.targets = Targets(target_languages)
+        self.pair = list(pair)
+        self.targets = Targets(self.pair or target_languages)
         self.start_wall_s = start_wall_s
         self.info = dict(info or {})
         self.state = "starting"
@@ -220,7 +234,7 @@ class RoomFeed:
         self._texts: list[str] = []
         self._first_seq = 1  # seq of _texts[0]
         self.last_seq = 0
-        self._figures = _Figures(self.targets.languages)
+        self._figures = _Figures(self.targets.languages, conversation=bool(self.pair))
         self._listeners: list[Callable[[], None]] = []
 
     @property
@@ -241,6 +255,8 @@ class RoomFeed:
                 lag = figures.source(msg, shown_wall_s)
                 event = {"type": "source", "sentence": msg.sentence, "text": msg.text}
                 event.update(end=msg.sentence_end, lag_s=round(lag, 3))
+                if msg.language:
+                    event["lang"] = msg.language
             elif isinstance(msg, TargetWord):
                 language = self.targets.of(msg.language)
                 figures.target(msg, language, shown_wall_s)
@@ -298,6 +314,7 @@ class RoomFeed:
                 "state": self.state,
                 "source": _language(self.source_language),
                 "targets": [_language(code) for code in self.targets.languages],
+                "pair": [_language(code) for code in self.pair],
                 "info": self.info,
             }
 
@@ -333,5 +350,9 @@ class RoomFeed:
                 },
                 "viewers": dict(viewers),
                 "events": self.last_seq,
-                "languages": {"source": self.source_language, "targets": self.target_languages},
+                "languages": {
+                    "source": self.source_language,
+                    "targets": self.target_languages,
+                    **({"pair": self.pair} if self.pair else {}),
+                },
             }

@@ -14,7 +14,9 @@ client sends ``session`` and ``since``, the last event it has), ``/stats`` (JSON
 ``/transcript.txt``, ``/translation.txt`` (into the first target language),
 ``/translation.{lang}.txt`` (into any), ``/subtitles/{lang}.srt|vtt`` (``lang``: the
 source or a target language), all of the session so far: the display's session
-files, which it rewrites whole after each batch of words.
+files, which it rewrites whole after each batch of words. In a two-way conversation,
+``/conversation.{lang}.txt`` is every turn in a language of the pair, and its
+subtitles are those of every turn in it.
 
 Security: on a loopback host, requests must name a loopback host (no DNS
 rebinding); on any other host every request needs the session's token (``?token=``
@@ -52,7 +54,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from juno.display.room import RoomFeed
-from juno.display.session import translation_file
+from juno.display.session import conversation_file, translation_file
 from juno.errors import JunoError
 
 log = logging.getLogger(__name__)
@@ -343,6 +345,7 @@ class RoomServer:
             Route("/transcript.txt", self._session_file),
             Route("/translation.txt", self._translation),
             Route("/translation.{lang}.txt", self._translation),
+            Route("/conversation.{lang}.txt", self._conversation),
             Route("/subtitles/{name}", self._subtitles),
             WebSocketRoute("/ws", self._viewer),
         ]
@@ -377,11 +380,19 @@ class RoomServer:
             return PlainTextResponse("404: no such translation\n", 404, headers=HEADERS)
         return self._file(translation_file(languages, lang, "txt"))
 
+    async def _conversation(self, request: Request) -> Response:
+        lang = request.path_params["lang"]
+        if lang not in self.feed.pair:
+            return PlainTextResponse("404: no such conversation\n", 404, headers=HEADERS)
+        return self._file(conversation_file(lang, "txt"))
+
     async def _subtitles(self, request: Request) -> Response:
         lang, _, ext = request.path_params["name"].partition(".")
         languages = self.feed.target_languages
         if ext not in ("srt", "vtt") or lang not in (self.feed.source_language, *languages):
             return PlainTextResponse("404: no such subtitles\n", 404, headers=HEADERS)
+        if lang in self.feed.pair:  # a conversation's: every turn in that language
+            return self._file(conversation_file(lang, ext))
         if lang in languages:  # (a target language wins over the same source language)
             return self._file(translation_file(languages, lang, ext))
         return self._file(f"transcript.{ext}")

@@ -5,6 +5,8 @@
 // session (or a history that no longer holds those events) makes it start over.
 // With several target languages the viewer picks one; the choice is kept (and put in
 // the address as ?lang=, so a link can be shared with that language's audience).
+// In a two-way conversation the viewer picks a language of the pair and reads every
+// turn in it: the turns spoken in it as spoken, the others as translated into it.
 "use strict";
 
 (() => {
@@ -34,12 +36,15 @@
   let state = "starting";
   let source = { code: "", name: "" };
   let targets = [];
+  // A two-way conversation's languages ([] one way).
+  let pair = [];
   let socket = null;
   let retries = 0;
   let retryTimer = 0;
   let drawPending = 0;
   let follow = true;
-  // index -> {src, srcDone, srcText, tgt: Map(lang -> words), tgtText: Map(lang -> text), node}
+  // index -> {src, srcDone, srcText, lang (spoken in), tgt: Map(lang -> words),
+  //           tgtText: Map(lang -> text), node}
   const sentences = new Map();
   const dirty = new Set();
   // lang -> the lag of its last complete sentence
@@ -118,6 +123,8 @@
       session = data.session;
       source = data.source;
       targets = data.targets;
+      pair = data.pair || [];
+      main.classList.toggle("conversation", pair.length > 0);
       retries = 0;
       fillLanguages();
       fillFiles();
@@ -144,6 +151,7 @@
     if (event.type === "source") {
       s.src.push(event.text);
       s.srcDone = s.srcDone || event.end;
+      s.lang = s.lang || event.lang || "";
     } else if (event.type === "target") {
       if (!s.tgt.has(event.lang)) s.tgt.set(event.lang, []);
       s.tgt.get(event.lang).push(event);
@@ -170,7 +178,9 @@
   function sentence(index) {
     let s = sentences.get(index);
     if (!s) {
-      s = { src: [], srcDone: false, srcText: "", tgt: new Map(), tgtText: new Map(), node: null };
+      s = {
+        src: [], srcDone: false, srcText: "", lang: "", tgt: new Map(), tgtText: new Map(), node: null,
+      };
       sentences.set(index, s);
     }
     dirty.add(index);
@@ -209,13 +219,27 @@
       else main.prepend(s.node);
     }
     const lang = currentLanguage();
-    const done = s.tgtText.has(lang);
-    s.srcNode.lang = source.code;
-    s.srcNode.textContent = s.srcText || s.src.join(" ");
+    const spoken = spokenLanguage(s);
+    // A conversation's turn spoken in the viewer's language is read as it was spoken.
+    const own = pair.length > 0 && spoken === lang;
+    const done = own ? s.srcDone : s.tgtText.has(lang);
+    const said = s.srcText || s.src.join(" ");
+    s.srcNode.lang = spoken || source.code;
+    s.srcNode.textContent = said;
     s.tgtNode.lang = lang;
-    s.tgtNode.textContent = done ? s.tgtText.get(lang) : join(s.tgt.get(lang) || []);
+    s.tgtNode.textContent = own ? said : done ? s.tgtText.get(lang) : join(s.tgt.get(lang) || []);
+    s.node.classList.toggle("own", own);
+    if (pair.length && spoken) s.node.dataset.spoken = spoken;
     s.node.classList.toggle("src-live", !s.srcDone);
     s.node.classList.toggle("tgt-live", !done);
+  }
+
+  // The language a turn was spoken in: its words', else (its translation came first) the
+  // one of the pair it is not translated into; "" when nothing tells.
+  function spokenLanguage(s) {
+    if (s.lang || !pair.length) return s.lang;
+    const others = pair.map((p) => p.code).filter((c) => !s.tgt.has(c) && !s.tgtText.has(c));
+    return others.length === 1 ? others[0] : "";
   }
 
   function redrawAll() {
@@ -273,13 +297,16 @@
   }
 
   function fillFiles() {
-    const links = [[`Transcript · ${source.name}`, "/transcript.txt"]];
-    if (targets.length > 1) {
+    const links = [[`Transcript · ${pair.length ? "as spoken" : source.name}`, "/transcript.txt"]];
+    if (pair.length) {
+      // Every turn in each language; its subtitles likewise.
+      for (const t of pair) links.push([`Conversation · ${t.name}`, `/conversation.${t.code}.txt`]);
+    } else if (targets.length > 1) {
       for (const t of targets) links.push([`Translation · ${t.name}`, `/translation.${t.code}.txt`]);
     } else {
       links.push([`Translation · ${targets.map((t) => t.name).join(", ")}`, "/translation.txt"]);
     }
-    for (const lang of [source, ...targets]) {
+    for (const lang of pair.length ? pair : [source, ...targets]) {
       for (const ext of ["srt", "vtt"]) {
         links.push([`Subtitles · ${lang.name} .${ext}`, `/subtitles/${lang.code}.${ext}`]);
       }
