@@ -6,8 +6,9 @@ rewritten after each batch, so a crash anywhere loses nothing shown), and
 shows them live on a terminal or as plain lines otherwise; with ``display.web``
 it also serves them to a room's browsers (juno.display.server). With several target
 languages, each language's words (tagged with it) have their own column, files and
-choice in the room. It ends when both publishers have sent end of stream, or when the
-supervisor stops it.
+choice in the room; a two-way conversation (``conversation.pair``) translates into both
+its languages, and each shows every turn in it. It ends when both publishers have sent
+end of stream, or when the supervisor stops it.
 """
 
 from __future__ import annotations
@@ -38,15 +39,16 @@ def main(args: argparse.Namespace, cfg: Config) -> int:
     return stage.run("display", args.control, lambda ctx, c: _display(ctx, c, args, cfg))
 
 
-def _sink(mode: str, status: dict, room: bool, languages: list[str]):
+def _sink(mode: str, status: dict, room: bool, languages: list[str], pair: list[str]):
     from rich.console import Console
     from rich.live import Live
 
     console = Console()
     if mode == "live" or (mode == "auto" and console.is_terminal):
-        view = LiveView(status, Transcript(languages), layout="room" if room else "columns")
+        transcript = Transcript(languages, pair=pair)
+        view = LiveView(status, transcript, layout="room" if room else "columns")
         return view, Live(view, console=console, auto_refresh=False, vertical_overflow="crop")
-    return PlainPrinter(sys.stdout, languages), contextlib.nullcontext()
+    return PlainPrinter(sys.stdout, languages, pair=pair), contextlib.nullcontext()
 
 
 def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):
@@ -58,9 +60,11 @@ def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace,
     folder = (
         Path(args.session) if args.session else new_session_folder(Path(cfg.display.sessions_dir))
     )
+    # A conversation translates each turn into the other language of its pair.
+    targets = cfg.pair or cfg.target_languages
     status = {
         "source_language": cfg.source_language,
-        "target_language": ", ".join(cfg.target_languages),
+        "target_language": ", ".join(targets),
         "wait_k": cfg.translate.wait_k,
         "whisper": args.whisper or Path(cfg.transcribe.model).name,
         "llm": args.llm or Path(cfg.translate.model).name,
@@ -71,14 +75,15 @@ def _display(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace,
         # In the status line, where the address printed before the run would have scrolled
         # away (without its token: the screen may be the room's).
         status["room"] = page_url(cfg.display.web_host, cfg.display.web_port)
-    sink, live = _sink(cfg.display.mode, status, args.room, cfg.target_languages)
+    sink, live = _sink(cfg.display.mode, status, args.room, targets, cfg.pair)
     poller = zmq.Poller()
     for sock in subs.values():
         poller.register(sock, zmq.POLLIN)
     ended: set[str] = set()
     room = _room(cfg, folder, status)
     meta = {"config": to_dict(cfg), "status": status}
-    with SessionRecorder(folder, meta, target_languages=cfg.target_languages) as recorder, live:
+    recorder = SessionRecorder(folder, meta, target_languages=targets, pair=cfg.pair)
+    with recorder, live:
         control.ready(session=str(folder))
         log.info("session folder %s", folder)
         control.wait_start()
@@ -122,7 +127,8 @@ def _room(cfg: Config, folder: Path, status: dict):
         return None
     from juno.display.server import open_room
 
-    feed = RoomFeed(cfg.source_language, cfg.target_languages, time.time(), status)
+    targets = cfg.pair or cfg.target_languages
+    feed = RoomFeed(cfg.source_language, targets, time.time(), status, pair=cfg.pair)
     supervised = os.environ.get("JUNO_SUPERVISED") == "1"
     host, port = cfg.display.web_host, cfg.display.web_port
     return open_room(feed, folder, host, port, announce_to=None if supervised else sys.stderr)

@@ -798,6 +798,64 @@ def test_the_page_offers_each_language_and_keeps_the_choice(tmp_path, chromium):
     assert list(report["translation_lag_by_language"]) == ["fr", "de"]
 
 
+def test_the_page_shows_every_turn_of_a_conversation_in_the_chosen_language(tmp_path, chromium):
+    """`conversation.pair: en,fr`: a viewer picks English or French and reads every turn
+    in it, the turns spoken in it as spoken, the others as translated, as they arrive."""
+    display = _Display(tmp_path, ["conversation.pair=en,fr"])
+    try:
+        origin = time.time()
+        turns, t = _conversation(origin)
+        fourth, t = _turn(3, "fr", "Merci beaucoup.", "Thank you very much.", origin, t)
+        items, counts = _numbered(turns + fourth)
+        heard = len(turns) + sum(channel == "source" for channel, _ in fourth)
+        for channel, msg in items[:heard]:  # the last turn not yet translated
+            display.publish(channel, msg)
+        chromium.open(f"{display.url}?lang=fr")
+        chromium.wait(f"{PAGE_TEXT}.includes('Merci beaucoup.')")
+        french = [JFK_FR, "On se voit à 9:30.", "Apportez votre billet.", "Merci beaucoup."]
+        assert chromium.js(PAGE_TEXT).split("\n\n") == french
+        sentences = "[...document.querySelectorAll('.sentence')]"
+        assert chromium.js(f"{sentences}.map((s) => s.dataset.spoken)") == ["en", "fr", "en", "fr"]
+        assert chromium.js(f"{sentences}.map((s) => s.classList.contains('own'))") == [
+            False, True, False, True
+        ]  # fmt: skip
+        picker = "document.getElementById('lang')"
+        assert chromium.js(f"[...{picker}.options].map((o) => o.text)") == ["English", "French"]
+        links = chromium.js("[...document.querySelectorAll('#files a')].map((a) => a.pathname)")
+        assert "/conversation.en.txt" in links and "/conversation.fr.txt" in links
+
+        chromium.choose("lang", "en")
+        chromium.wait(f"{PAGE_TEXT}.includes('We meet at 9:30.')")
+        english = [JFK, "We meet at 9:30.", "Bring your ticket."]
+        assert chromium.js(PAGE_TEXT).split("\n\n")[:3] == english
+        # The last French turn's translation, as it arrives.
+        live = "document.querySelector('.sentence:last-child')"
+        assert chromium.js(f"{live}.classList.contains('tgt-live')")
+        for channel, msg in items[heard:]:
+            display.publish(channel, msg)
+        chromium.wait(f"{PAGE_TEXT}.includes('Thank you very much.')")
+        assert chromium.js(PAGE_TEXT).split("\n\n") == [*english, "Thank you very much."]
+        assert chromium.js("document.querySelectorAll('.sentence.tgt-live').length") == 0
+        # Both: each translated turn under its words as spoken; one's own turns once.
+        chromium.choose("view", "both")
+        chromium.wait(f"{PAGE_TEXT}.includes('On se voit à 9:30.')")
+        assert chromium.js(PAGE_TEXT).count(JFK) == 1
+        for channel, count in counts.items():
+            display.publish(channel, EndOfStream(count, t, "test"))
+        chromium.wait("document.getElementById('conn-text').textContent === 'ended'")
+    finally:
+        display.close()
+    assert display.proc.returncode == 0, "".join(display.log)
+    session = tmp_path / "session"
+    assert (session / "conversation.en.txt").read_text() == "\n".join(
+        [*english, "Thank you very much.", ""]
+    )
+    assert (session / "conversation.fr.txt").read_text() == "\n".join([*french, ""])
+    report = latency.report(latency.load_events(session / "events.jsonl"))
+    assert report["pair"] == ["en", "fr"] and report["speaker_change"]["count"] == 3
+    assert json.loads((session / "session.json").read_text())["pair"] == ["en", "fr"]
+
+
 @pytest.mark.real_weights
 def test_replay_jfk_with_web_in_chromium(tmp_path, data_dir, whisper_base_path, llm_05b_path,
                                          chromium):  # fmt: skip
