@@ -34,6 +34,7 @@ COMMANDS: list[tuple[tuple[str, ...], str, str]] = [
     (("bench", "translate"), "juno.bench.translate", "streaming translation benchmark"),
     (("bench", "transcribe"), "juno.bench.transcribe", "streaming transcription benchmark"),
     (("bench", "web"), "juno.bench.web", "room page: many viewers during a fast replay"),
+    (("bench", "conversation"), "juno.bench.conversation", "two-way conversation vs one-way"),
 ]
 
 

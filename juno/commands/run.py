@@ -51,6 +51,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     add_flag(
         p,
+        "--pair",
+        key="conversation.pair",
+        help="a two-way conversation between these two languages, e.g. en,fr: each "
+        "utterance translated into the other (conversation.pair)",
+    )
+    add_flag(
+        p,
         "--wait-k",
         key="translate.wait_k",
         type=int,

@@ -1,0 +1,315 @@
+"""``juno bench conversation``: a two-way conversation, against one-way runs of its turns.
+
+Speech: for each pair (``--pairs en-fr,en-de,en-es``) a recording of turns that
+alternate between English (the English clips and LibriVox) and the other
+language (its FLEURS clips), ``--pause`` seconds apart, is replayed through the
+streaming transcriber in conversation mode on a simulated clock with compute
+counted (as ``juno bench transcribe`` replays). Beside it, in the same run, each
+turn is replayed alone through a one-way transcriber told its language (what a
+one-way run of that direction hears). Per pair:
+
+- language identification: a turn is identified right when all its committed
+  words carry its language (a word belongs to the turn its audio ends in);
+- WER per direction, conversation and one-way;
+- source lag (end of a spoken word to its commit): the first word of each turn
+  (a change of speaker), and the others; the added lag at a change of speaker is
+  the median over turns of the first word's lag in the conversation minus the
+  same turn's first-word lag one-way.
+
+Text (``--sentences N``, with the LLM): FLORES dev sentences alternating
+English and the other language, written by a :class:`Conversation` and by the
+two one-way translators: BLEU and chrF per direction against FLORES, and how
+many sentences are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from juno.config import Config
+from juno.errors import JunoError
+from juno.paths import flores_dev, shared_data
+from juno.transcriber.vad import SAMPLE_RATE_HZ
+
+console = Console(width=200)
+LANGS = ("fr", "de", "es")
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pairs", default="en-fr,en-de,en-es", help="language pairs (en-X)")
+    p.add_argument("--turns", type=int, default=20, help="speech turns per pair (alternating)")
+    p.add_argument("--pause", type=float, default=1.5, help="seconds of silence between turns")
+    p.add_argument("--modes", default="aware", help="replays: unaware, aware (comma list)")
+    p.add_argument(
+        "--sentences", type=int, default=0, help="text: FLORES sentences per pair (0: skip)"
+    )
+    p.add_argument("--chunk-ms", type=int, default=100, help="replay chunk (default 100)")
+
+
+@dataclass
+class Turn:
+    language: str
+    audio: np.ndarray
+    reference: str
+    start_s: float = 0.0  # in the recording
+    end_s: float = 0.0
+
+
+def pairs_of(text: str) -> list[str]:
+    out = []
+    for item in (p.strip() for p in text.split(",") if p.strip()):
+        source, _, other = item.partition("-")
+        if source != "en" or other not in LANGS:
+            known = ", ".join(f"en-{x}" for x in LANGS)
+            raise JunoError(f"--pairs: {item} not available ({known})")
+        out.append(other)
+    if not out:
+        raise JunoError("--pairs: no language pair given")
+    return out
+
+
+def turns_for(other: str, n: int, data: Path) -> list[Turn]:
+    """``n`` turns alternating English and ``other``, from the development clips."""
+    from juno.audio import load_audio
+
+    english = sorted((data / "en" / "clips").glob("*.flac")) + sorted(
+        (data / "librivox").glob("*.wav")
+    )
+    foreign = sorted((data / "fleurs").glob(f"fleurs-{other}-*.ogg"))
+    if not english or not foreign:
+        raise JunoError(f"no development clips for en-{other} under {data}")
+    turns = []
+    for i in range(n):
+        lang, files = ("en", english) if i % 2 == 0 else (other, foreign)
+        path = files[(i // 2) % len(files)]
+        turns.append(Turn(lang, load_audio(path), path.with_suffix(".txt").read_text().strip()))
+    return turns
+
+
+def join(turns: list[Turn], pause_s: float) -> np.ndarray:
+    """The turns one after another, each followed by ``pause_s`` of silence."""
+    pause = np.zeros(int(pause_s * SAMPLE_RATE_HZ), np.float32)
+    pieces, at = [], 0.0
+    for turn in turns:
+        turn.start_s = at
+        turn.end_s = at + len(turn.audio) / SAMPLE_RATE_HZ
+        pieces += [turn.audio, pause]
+        at = turn.end_s + pause_s
+    return np.concatenate(pieces)
+
+
+@dataclass
+class Heard:
+    """What one replay committed, per turn."""
+
+    words: list[list[str]] = field(default_factory=list)
+    languages: list[list[str]] = field(default_factory=list)
+    lags: list[list[float]] = field(default_factory=list)
+    compute_s: float = 0.0
+    audio_s: float = 0.0
+
+
+def _replay(model, cfg: Config, audio, mode: str, chunk_s: float, **options):
+    from juno.transcriber.build import make_transcriber
+    from juno.transcriber.replay import ReplayStats, replay
+
+    stepper = make_transcriber(model, cfg, **options)
+    stats = ReplayStats()
+    out = list(replay(stepper, audio, chunk_s, mode == "aware", stats))
+    return out, stats, stepper
+
+
+def conversation_run(model, cfg, turns, audio, pair, mode, chunk_s) -> tuple[Heard, int]:
+    emissions, stats, stepper = _replay(
+        model, cfg, audio, mode, chunk_s, languages=pair, language=None
+    )
+    heard = Heard([[] for _ in turns], [[] for _ in turns], [[] for _ in turns], stats.compute_s)
+    heard.audio_s = stats.audio_s
+    for e in emissions:
+        i = _turn_of(turns, e.word.end_s)
+        heard.words[i].append(e.word.text)
+        heard.languages[i].append(e.word.language)
+        heard.lags[i].append(e.emitted_s - e.word.end_s)
+    return heard, stepper.identifications
+
+
+def one_way_run(model, cfg, turns, mode, chunk_s, pause_s) -> Heard:
+    heard = Heard()
+    pause = np.zeros(int(pause_s * SAMPLE_RATE_HZ), np.float32)
+    for turn in turns:
+        audio = np.concatenate([turn.audio, pause])
+        emissions, stats, _ = _replay(model, cfg, audio, mode, chunk_s, language=turn.language)
+        heard.words.append([e.word.text for e in emissions])
+        heard.languages.append([turn.language] * len(emissions))
+        heard.lags.append([e.emitted_s - e.word.end_s for e in emissions])
+        heard.compute_s += stats.compute_s
+        heard.audio_s += stats.audio_s
+    return heard
+
+
+def _turn_of(turns: list[Turn], t_s: float) -> int:
+    """The turn whose audio (and the pause after it) holds time ``t_s``."""
+    for i, turn in enumerate(turns):
+        if t_s <= turn.end_s + 0.5 or (i + 1 < len(turns) and t_s < turns[i + 1].start_s):
+            return i
+    return len(turns) - 1
+
+
+def _median(values) -> float:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else float("nan")
+
+
+def speech_part(model, cfg, args, other: str, mode: str) -> list[list[str]]:
+    from juno.eval.wer import wer
+
+    turns = turns_for(other, args.turns, shared_data() / "audio")
+    audio = join(turns, args.pause)
+    chunk_s = args.chunk_ms / 1000
+    conv, identifications = conversation_run(model, cfg, turns, audio, ("en", other), mode, chunk_s)
+    alone = one_way_run(model, cfg, turns, mode, chunk_s, args.pause)
+    right = [
+        bool(langs) and all(lang == t.language for lang in langs)
+        for t, langs in zip(turns, conv.languages, strict=True)
+    ]
+    rows = []
+    for direction in ("en", other):
+        idx = [i for i, t in enumerate(turns) if t.language == direction]
+        refs = [turns[i].reference for i in idx]
+        cells = [f"en-{other}, {direction} turns ({len(idx)})"]
+        cells.append(f"{sum(right[i] for i in idx)} of {len(idx)}")
+        for heard in (conv, alone):
+            cells.append(f"{wer(refs, [' '.join(heard.words[i]) for i in idx]):.1f}")
+        firsts = [conv.lags[i][0] if conv.lags[i] else None for i in idx]
+        rest = [lag for i in idx for lag in conv.lags[i][1:]]
+        alone_firsts = [alone.lags[i][0] if alone.lags[i] else None for i in idx]
+        pairs = zip(firsts, alone_firsts, strict=True)
+        added = [c - a for c, a in pairs if c is not None and a is not None]
+        cells += [
+            f"{_median(firsts):.2f}",
+            f"{_median(rest):.2f}",
+            f"{_median(alone_firsts):.2f}",
+            f"{_median(added):+.2f}",
+        ]
+        rows.append(cells)
+    console.print(
+        f"en-{other} ({mode}): {sum(right)} of {len(turns)} turns identified right "
+        f"({100 * sum(right) / len(turns):.0f}%), {identifications} identifications; compute "
+        f"{conv.compute_s / conv.audio_s:.2f} s per audio s in conversation, "
+        f"{alone.compute_s / alone.audio_s:.2f} one-way"
+    )
+    return rows
+
+
+def text_part(model, tokenizer, cfg, other: str, n: int) -> list[list[str]]:
+    """FLORES sentences alternating en and ``other`` through a Conversation and one-way."""
+    from dataclasses import replace
+
+    from juno.eval.score import corpus_quality
+    from juno.simul.conversation import Conversation
+    from juno.simul.engine import StreamingTranslator
+    from juno.simul.options import TranslateOptions
+
+    options = replace(TranslateOptions.from_config(cfg, other), draft="off")
+    conv = Conversation.create(model, tokenizer, options, ["en", other])
+    one_way = {
+        lang: StreamingTranslator(
+            model,
+            tokenizer,
+            replace(options, source_language=lang, target_language=dest),
+        )
+        for lang, dest in (("en", other), (other, "en"))
+    }
+    turns = [("en" if i % 2 == 0 else other, i) for i in range(n)]
+    hyps: dict[str, dict[str, list[str]]] = {"conversation": {}, "one-way": {}}
+    for lang, i in turns:
+        source = flores_dev(lang)[i]
+        for word in source.split():
+            conv.feed(word, lang)
+            list(conv.events())
+        conv.end_sentence()
+        done = [e for _, e in conv.events() if e.sentence_done]
+        hyps["conversation"].setdefault(lang, []).append(done[-1].sentence.text if done else "")
+        t = one_way[lang]
+        for word in source.split():
+            t.feed(word)
+            t.step()
+        words = t.finish()
+        hyps["one-way"].setdefault(lang, []).append(" ".join(w.text for w in words))
+    rows = []
+    for lang, dest in (("en", other), (other, "en")):
+        idx = [i for lg, i in turns if lg == lang]
+        refs = [flores_dev(dest)[i] for i in idx]
+        cells = [f"{lang}→{dest} ({len(idx)} sentences)"]
+        for setting in ("conversation", "one-way"):
+            q = corpus_quality(hyps[setting][lang], refs, dest)
+            cells += [f"{q.bleu:.1f}", f"{q.chrf:.1f}"]
+        same = sum(
+            a.split() == b.split()
+            for a, b in zip(hyps["conversation"][lang], hyps["one-way"][lang], strict=True)
+        )
+        cells.append(f"{same} of {len(idx)}")
+        rows.append(cells)
+    return rows
+
+
+def _table(title: str, columns: list[str]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    return t
+
+
+def run(args: argparse.Namespace, cfg: Config) -> int:
+    from juno.models.loading import load_whisper
+
+    others = pairs_of(args.pairs)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"unaware", "aware"}:
+        raise JunoError(f"--modes: unaware, aware (got {args.modes!r})")
+    if args.turns < 2:
+        raise JunoError("--turns: at least 2")
+    started = time.perf_counter()
+    model, path = load_whisper(cfg.transcribe.model, cfg)
+    from juno.transcriber.whisper_window import WhisperWindow
+
+    WhisperWindow(model).warm_up()
+    console.print(
+        f"Whisper {path.name}, policy {cfg.transcribe.policy}, identify from "
+        f"{cfg.conversation.identify_speech_s} s of speech; {args.turns} turns per pair, "
+        f"{args.pause} s apart\n"
+    )
+    for mode in modes:
+        table = _table(
+            f"conversation vs one-way, speech ({mode}): turns identified, WER %, source lag "
+            "(s, median): first word of a turn and the others, one-way's first word, added",
+            ["direction", "identified", "WER conv", "WER one-way", "first word",
+             "other words", "first, one-way", "added"],
+        )  # fmt: skip
+        for other in others:
+            for row in speech_part(model, cfg, args, other, mode):
+                table.add_row(*row)
+        console.print(table)
+    if args.sentences:
+        from juno.models.loading import load_llm
+
+        llm, tokenizer, llm_path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
+        table = _table(
+            f"conversation vs one-way, text: {args.sentences} FLORES dev sentences per pair, "
+            f"alternating ({llm_path.name}, wait-{cfg.translate.wait_k})",
+            ["direction", "BLEU conv", "chrF", "BLEU one-way", "chrF", "same sentences"],
+        )
+        for other in others:
+            for row in text_part(llm, tokenizer, cfg, other, args.sentences):
+                table.add_row(*row)
+        console.print(table)
+    console.print(f"bench took {time.perf_counter() - started:.0f} s")
+    return 0
