@@ -254,3 +254,18 @@ def test_batched_languages_write_what_each_writes_alone(tmp_path, tiny_llm):
     rep = json.loads((out / "report.json").read_text())
     settings = [(r["target"], r["setting"]) for r in rep["translation"]]
     assert settings.index(("fr", "wait-2 batched")) == settings.index(("fr", "wait-2")) + 1
+
+
+def test_a_conversations_identification_is_reported_per_spoken_language():
+    en, fr, other = speech_record("en-1"), speech_record("fr-1"), speech_record("en-2")
+    fr["lang"] = "fr"
+    for rec, heard in ((en, "en"), (fr, "en"), (other, "en")):
+        for run in rec["asr"]:
+            if run["setting"] == "streaming":
+                run["identified"] = heard
+    rep = report_mod.build([en, fr, other], {}, 3, False)
+    rows = {(r["lang"], r["mode"]): (r["items"], r["right"]) for r in rep["identification"]}
+    assert rows[("en", "unaware")] == (2, 2) and rows[("fr", "unaware")] == (1, 0)
+    text = report_mod.markdown(rep)
+    assert "## Language identification (conversation)" in text
+    assert report_mod.build([speech_record("c")], {}, 1, False)["identification"] == []

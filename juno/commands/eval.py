@@ -37,6 +37,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target", help="comma list of target languages (default: all the references have)"
     )
+    add_flag(
+        p,
+        "--pair",
+        key="conversation.pair",
+        help="a two-way conversation, e.g. en,fr: each item's language identified among the "
+        "two, its words translated into the other (conversation.pair)",
+    )
     p.add_argument("--modes", default="unaware,aware", help="speech replay modes (comma list)")
     p.add_argument("--limit", type=int, default=0, help="only the first N items")
     p.add_argument("--chunk-ms", type=int, default=100, help="audio fed per replay tick")

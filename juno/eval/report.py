@@ -120,6 +120,22 @@ def translation_rows(records: list[dict]) -> tuple[list[dict], dict[str, dict[st
     return rows, signatures
 
 
+def identification_rows(records: list[dict]) -> list[dict]:
+    """A conversation's language identification per spoken language and mode: items whose
+    words were heard in their own language (see juno.eval.run)."""
+    groups: dict[tuple[str, str], list[bool]] = {}
+    for rec in records:
+        for run in rec.get("asr", []):
+            if "identified" in run:
+                key = (rec["lang"], run["mode"])
+                groups.setdefault(key, []).append(run["identified"] == rec["lang"])
+    return [
+        {"lang": lang, "mode": mode, "items": len(right), "right": sum(right),
+         "accuracy": sum(right) / len(right)}
+        for (lang, mode), right in sorted(groups.items())
+    ]  # fmt: skip
+
+
 def _acceptance(runs) -> float | None:
     """Drafted tokens the writer kept (speculative writing), None without drafts."""
     runs = list(runs)
@@ -152,6 +168,7 @@ def build(records: list[dict], run_info: dict, total_items: int, interrupted: bo
             "interrupted": interrupted,
         },
         "transcription": transcription_rows(records),
+        "identification": identification_rows(records),
         "translation": translation,
         "signatures": signatures,
         "items": records,
@@ -204,6 +221,13 @@ def markdown(report: dict) -> str:
         ]
         head = ["lang", "setting", "mode", "items", "audio s", "WER %", "RTF", "peak GB"]
         lines += _table(head, rows)
+    if report.get("identification"):
+        lines += ["", "## Language identification (conversation)", ""]
+        rows = [
+            [r["lang"], r["mode"], str(r["items"]), str(r["right"]), _cell(100 * r["accuracy"])]
+            for r in report["identification"]
+        ]
+        lines += _table(["spoken", "mode", "items", "identified right", "%"], rows)
     pairs: dict[tuple[str, str, str], list[dict]] = {}
     for r in report["translation"]:
         pairs.setdefault((r["kind"], r["source"], r["target"]), []).append(r)

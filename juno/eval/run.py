@@ -10,6 +10,13 @@ clip, then mlx-lm on each whole sentence of that transcript.
 Text: the source words arrive one per tick and are translated as one sentence;
 the delays are the source words read (compute-aware latency is for speech only).
 
+A two-way conversation (``conversation.pair``, a manifest mixing its two
+languages): each speech item's language is identified among the pair as the live
+transcriber does it (the language most of its committed words carry, recorded as
+``identified``), and its words are translated from that language into the other,
+as the conversation's translator would route them; they are scored against the
+item's reference in the other language of its true one.
+
 An item's result is a plain record, ready for JSON: the report is built from
 these records, and each is written out as soon as its item is done.
 """
@@ -65,6 +72,8 @@ class Heard:
     end_s: float
     compute_s: float
     peak_bytes: int
+    # Conversation: the language most of its words were heard in (None: no word, or one-way).
+    identified: str | None = None
 
 
 def _num(x: float | None) -> float | None:
@@ -85,10 +94,18 @@ class Evaluator:
         self.llm_path = None
         self._translators: dict[tuple[str, str, int], Any] = {}
         self._batches: dict[tuple[str, tuple[str, ...], int], Any] = {}
+        self.pair = tuple(cfg.pair)  # a two-way conversation's languages, or ()
+
+    def _other(self, lang: str) -> str:
+        """The other language of the conversation's pair."""
+        return self.pair[1] if lang == self.pair[0] else self.pair[0]
 
     def targets(self, item: Item) -> list[str]:
         """Target languages this item is translated into: those with a reference."""
         chosen = self.settings.targets
+        if self.pair and item.lang in self.pair:  # a conversation: into the other language
+            other = self._other(item.lang)
+            return [other] if other in item.translations and (not chosen or other in chosen) else []
         return sorted(t for t in item.translations if chosen is None or t in chosen)
 
     def load(self, items: list[Item]) -> None:
@@ -216,10 +233,15 @@ class Evaluator:
             heard = self._replay(item, audio, mode)
             asr_s, asr_peak = heard.compute_s, heard.peak_bytes
             record["asr"].append(_asr_run("streaming", mode, heard.text, asr_s, asr_peak))
+            if heard.identified is not None or (self.pair and item.lang in self.pair):
+                record["asr"][-1]["identified"] = heard.identified
             for target in self.targets(item):
                 for k in self.settings.ks:
                     progress(f"{mode} wait-{k} {target}")
-                    translator = self._translator(item.lang, target, k)
+                    # A conversation writes from the language it heard into the other one.
+                    source = heard.identified or item.lang
+                    into = self._other(source) if self.pair and item.lang in self.pair else target
+                    translator = self._translator(source, into, k)
                     stats = TimelineStats()
                     peak = _reset_peak()
                     drafts = _drafts(translator)
@@ -248,7 +270,10 @@ class Evaluator:
         from juno.transcriber.build import make_transcriber
         from juno.transcriber.replay import ReplayStats, replay
 
-        stepper = make_transcriber(self.whisper, self.cfg, language=item.lang)
+        if self.pair and item.lang in self.pair:
+            stepper = make_transcriber(self.whisper, self.cfg, languages=self.pair, language=None)
+        else:
+            stepper = make_transcriber(self.whisper, self.cfg, language=item.lang)
         stats = ReplayStats()
         peak = _reset_peak()
         emitted = list(replay(stepper, audio, self.settings.chunk_s, mode == "aware", stats))
@@ -256,7 +281,11 @@ class Evaluator:
         text = " ".join(e.word.text for e in emitted)
         # The end of stream follows the last commit (the replay's finish).
         end_s = max([stats.audio_s, *(a.time_s for a in arrivals)])
-        return Heard(arrivals, text, end_s, stats.compute_s, peak())
+        identified = None
+        if self.pair and emitted:
+            heard = [e.word.language for e in emitted]
+            identified = max(self.pair, key=heard.count)
+        return Heard(arrivals, text, end_s, stats.compute_s, peak(), identified)
 
     def _speech_offline(
         self, item: Item, audio: Any, record: dict, progress: Callable[[str], None]
