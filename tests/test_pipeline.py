@@ -156,6 +156,46 @@ def test_replay_jfk_into_french_and_german_at_once(
 
 
 @pytest.mark.real_weights
+def test_an_english_and_a_french_turn_each_come_out_in_the_other_language(
+    tmp_path, data_dir, whisper_base_path, llm_05b_path
+):
+    """``--pair en,fr``: JFK, a pause, a French FLEURS utterance: two turns, each heard in
+    its language and translated into the other."""
+    import numpy as np
+    import soundfile as sf
+
+    from juno.audio import load_audio
+
+    pause = np.zeros(24000, np.float32)
+    french = data_dir / "audio" / "fleurs" / "fleurs-fr-000.ogg"
+    audio = [load_audio(data_dir / "audio" / "jfk.flac"), pause, load_audio(french), pause]
+    wav = tmp_path / "two-turns.wav"
+    sf.write(str(wav), np.concatenate(audio), 16000)
+    sessions = tmp_path / "sessions"
+    args = ["run", "--input", str(wav), "--fast", "--pair", "en,fr"]
+    args += model_args(whisper_base_path, llm_05b_path, sessions)
+    done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    session = session_folder(sessions)
+    evs = events(session)
+    _check_ordered_log(evs)
+    said = [e for e in evs if e["type"] == "source_word"]
+    jfk_s = len(audio[0]) / 16000
+    assert {e["language"] for e in said if e["end_s"] <= jfk_s} == {"en"}
+    assert {e["language"] for e in said if e["start_s"] >= jfk_s + 1.0} == {"fr"}
+    english = {e["sentence"] for e in said if e["language"] == "en"}
+    for into, function_words, turn in (
+        ("fr", FRENCH_FUNCTION_WORDS, english),
+        ("en", ENGLISH_FUNCTION_WORDS, {e["sentence"] for e in said} - english),
+    ):
+        targets = [e for e in evs if e["type"] == "target_word" and e["sentence"] in turn]
+        written = [e["text"] for e in targets]
+        assert {e["language"] for e in targets} == {into}
+        assert len([w for w in _words(" ".join(written)) if w in function_words]) >= 2, written
+        assert (session / f"conversation.{into}.txt").read_text().strip()
+
+
+@pytest.mark.real_weights
 def test_the_run_reports_the_writers_drafts(tmp_path, data_dir, whisper_tiny_en_path, tiny_llm):
     """A writer drafting with a copy of itself: every drafted token is its own next token, so
     the session's report says all were accepted."""

@@ -220,8 +220,9 @@ class StreamingTranscriber:
         from_s = max(self._start_s, self.policy.last_end_s)
         if self.track.speech_s(from_s, self.buffer_end_s) < opts.identify_speech_s and not complete:
             return self.language is not None  # (a guess from an earlier step still holds)
-        audio = self._audio[int(round((from_s - self._start_s) * SAMPLE_RATE_HZ)) :]
-        language = self.window.detect_language(audio, opts.languages)
+        # The whole buffer: it starts at the last sentence's end, so it holds this utterance
+        # (and a pause), and its encoding serves the step's decoding too.
+        language = self.window.detect_language(self._audio, opts.languages)
         self.identifications += 1
         if language != self.language:
             log.info("utterance language: %s", language)

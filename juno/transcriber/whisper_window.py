@@ -107,12 +107,19 @@ class WhisperWindow:
         self.dtype = model.encoder.inner.conv1.weight.dtype
         self.fallbacks = 0  # windows decoded again on the full context
         self.generated_tokens = 0  # tokens the decoder wrote (forced ones not counted)
+        # The last encoding, for a second call on the same array (a step that identifies
+        # the language, then decodes): (audio, fit, result). The array is held, so its
+        # identity stays its own; the stepper never changes a buffer in place.
+        self._last: tuple[np.ndarray, bool, tuple[mx.array, int]] | None = None
 
     def encode(self, audio: np.ndarray, fit: bool = True) -> tuple[mx.array, int]:
         """Encoder features of ``audio`` and the number of mel frames holding audio.
 
         ``fit`` encodes only the audio plus ``context_pad_s``; else a full 30 s window.
+        The same array given again is not encoded again.
         """
+        if self._last is not None and self._last[0] is audio and self._last[1] == fit:
+            return self._last[2]
         n_audio = min(len(audio), N_FRAMES * HOP_LENGTH)
         content = n_audio // HOP_LENGTH
         if fit:
@@ -127,6 +134,7 @@ class WhisperWindow:
         )[:frames]
         features = self.model.encoder(mel[None].astype(self.dtype))
         mx.eval(features)
+        self._last = (audio, fit, (features[0], content))
         return features[0], content
 
     def warm_up(self) -> None:
