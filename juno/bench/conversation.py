@@ -1,5 +1,10 @@
 """``juno bench conversation``: a two-way conversation, against one-way runs of its turns.
 
+How much speech identification needs (``--lid-lengths 1,1.5,2,2.5,3``): every
+development clip of the pairs' languages, cut to its first N seconds of speech
+(after a 0.5 s lead-in, as the stepper keeps), identified among English and the
+other language as the stepper does it; the share named right per language.
+
 Speech: for each pair (``--pairs en-fr,en-de,en-es``) a recording of turns that
 alternate between English (the English clips and LibriVox) and the other
 language (its FLEURS clips), ``--pause`` seconds apart, is replayed through the
@@ -52,6 +57,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--sentences", type=int, default=0, help="text: FLORES sentences per pair (0: skip)"
     )
     p.add_argument("--chunk-ms", type=int, default=100, help="replay chunk (default 100)")
+    p.add_argument(
+        "--lid-lengths",
+        default="1,1.5,2,2.5,3",
+        help="identification alone on each clip's first N s of speech (comma list; '' to skip)",
+    )
 
 
 @dataclass
@@ -261,6 +271,41 @@ def text_part(model, tokenizer, cfg, other: str, n: int) -> list[list[str]]:
     return rows
 
 
+def lid_part(model, others: list[str], lengths: list[float]) -> Table:
+    """Identification among (en, X) of each clip's first N seconds of speech."""
+    from juno.audio import load_audio
+    from juno.transcriber.whisper_window import WhisperWindow
+
+    data = shared_data() / "audio"
+    window = WhisperWindow(model, context_pad_s=2.0)
+    english = sorted((data / "en" / "clips").glob("*.flac")) + sorted(
+        (data / "librivox").glob("*.wav")
+    )
+    clips = [(path, "en") for path in english]
+    clips += [(p, x) for x in others for p in sorted((data / "fleurs").glob(f"fleurs-{x}-*.ogg"))]
+    right: dict[tuple[str, float], list[bool]] = {}
+    for path, lang in clips:
+        audio = load_audio(path)
+        loud = np.sqrt(np.convolve(audio**2, np.ones(160) / 160, mode="same")) > 0.01
+        onset = max(0, int(np.argmax(loud)) - SAMPLE_RATE_HZ // 2)
+        for seconds in lengths:
+            piece = audio[onset : onset + int((seconds + 0.5) * SAMPLE_RATE_HZ)]
+            for other in others if lang == "en" else ["en"]:
+                among = ("en", lang if lang != "en" else other)
+                named = window.detect_language(piece, among)
+                key = (lang if lang != "en" else f"en (vs {other})", seconds)
+                right.setdefault(key, []).append(named == lang)
+    table = _table(
+        "identification alone: each clip's first N s of speech, named among English and the "
+        "other language (share right)",
+        ["spoken", "clips", *[f"{s:g} s" for s in lengths]],
+    )
+    for name in dict.fromkeys(key for key, _ in right):
+        cells = [right[(name, s)] for s in lengths]
+        table.add_row(name, str(len(cells[0])), *[f"{100 * sum(c) / len(c):.0f}%" for c in cells])
+    return table
+
+
 def _table(title: str, columns: list[str]) -> Table:
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
@@ -282,6 +327,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from juno.transcriber.whisper_window import WhisperWindow
 
     WhisperWindow(model).warm_up()
+    lengths = [float(x) for x in args.lid_lengths.split(",") if x.strip()]
+    if lengths:
+        console.print(lid_part(model, others, lengths))
     console.print(
         f"Whisper {path.name}, policy {cfg.transcribe.policy}, identify from "
         f"{cfg.conversation.identify_speech_s} s of speech; {args.turns} turns per pair, "
