@@ -168,7 +168,7 @@ def test_windows_that_end_an_utterance_can_use_the_full_context(on):
 
 # A conversation: an English utterance, a pause, a French one.
 TURNS = [(t, s, e, "en") for t, s, e in SCRIPT[:8]]
-TURNS += [("Merci", 9.0, 9.4, "fr"), ("bien", 9.5, 10.0, "fr")]
+TURNS += [("Merci", 9.0, 9.6, "fr"), ("beaucoup", 9.7, 10.6, "fr")]
 
 
 class ConversationWindow(ScriptedWindow):
@@ -195,7 +195,7 @@ class ConversationWindow(ScriptedWindow):
 def test_a_conversation_identifies_each_utterances_language():
     window = ConversationWindow()
     stepper, _ = make(window=window, languages=("en", "fr"), language=None)
-    out = [e.word for e in replay(stepper, speech_audio(12.0), chunk_s=0.1)]
+    out = [e.word for e in replay(stepper, speech_audio(12.0, window.script), chunk_s=0.1)]
     assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in TURNS]
     assert {lang for *_, lang in window.identified} == {"en", "fr"}
     assert stepper.identifications == len(window.identified) >= 2
@@ -209,7 +209,7 @@ def test_a_conversation_identifies_each_utterances_language():
 def test_a_wrong_first_guess_is_corrected_before_a_word_is_committed():
     window = ConversationWindow(wrong_first=True)
     stepper, _ = make(window=window, languages=("en", "fr"), language=None)
-    out = [e.word for e in replay(stepper, speech_audio(12.0), chunk_s=0.1)]
+    out = [e.word for e in replay(stepper, speech_audio(12.0, window.script), chunk_s=0.1)]
     assert [w.language for w in out] == [lang for *_, lang in TURNS]
     assert window.identified[0][2] == "fr"  # the wrong guess, then corrected
     assert window.languages[0] == "fr" and "en" in window.languages
@@ -218,6 +218,21 @@ def test_a_wrong_first_guess_is_corrected_before_a_word_is_committed():
 def test_an_utterance_is_not_decoded_before_its_language_can_be_told():
     window = ConversationWindow()
     stepper, _ = make(window=window, languages=("en", "fr"), language=None, identify_speech_s=1.0)
-    stepper.insert_audio(speech_audio(12.0)[: int(1.2 * RATE)], 1.2)
+    stepper.insert_audio(speech_audio(12.0, window.script)[: int(1.2 * RATE)], 1.2)
     assert stepper.process(1.2) == [] and window.calls == []  # 0.6 s of speech so far
     assert window.identified == []
+
+
+def test_a_short_tail_after_a_pause_keeps_the_speakers_language():
+    """Too little speech to tell (Whisper names English for most of it): a short
+    fragment after a sentence end is taken as the same speaker's."""
+    turns = [("Bonjour", 0.5, 0.9, "fr"), ("madame.", 1.0, 1.7, "fr"), ("Oui.", 3.0, 3.4, "en")]
+    window = ConversationWindow(turns)
+    stepper, _ = make(window=window, languages=("en", "fr"), language=None)
+    out = [e.word for e in replay(stepper, speech_audio(6.0, window.script), chunk_s=0.1)]
+    assert [(w.text, w.language) for w in out] == [
+        ("Bonjour", "fr"),
+        ("madame.", "fr"),
+        ("Oui.", "fr"),
+    ]
+    assert all(start < 1.7 for start, _, _ in window.identified)  # the tail was not identified

@@ -214,12 +214,19 @@ class StreamingTranscriber:
 
     def _identify(self, complete: bool) -> bool:
         """Conversation: (re)identify the utterance's language among the pair from its
-        audio so far, until a word of it is committed. False: too little speech yet (a
-        ``complete`` utterance, followed by a pause, is identified from what there is)."""
+        audio so far, until a word of it is committed. False: too little speech yet.
+
+        A ``complete`` utterance (a pause follows) shorter than ``identify_speech_s`` is
+        too short to tell (Whisper names English for most of them): it is taken to be
+        in the language of the words before it, a tail of the same speaker's turn."""
         opts = self.options
         from_s = max(self._start_s, self.policy.last_end_s)
-        if self.track.speech_s(from_s, self.buffer_end_s) < opts.identify_speech_s and not complete:
-            return self.language is not None  # (a guess from an earlier step still holds)
+        if self.track.speech_s(from_s, self.buffer_end_s) < opts.identify_speech_s:
+            if self.language is not None or not complete:
+                return self.language is not None  # (a guess from an earlier step holds)
+            if self._prompt_language is not None:
+                self.language = self._prompt_language
+                return True
         # The whole buffer: it starts at the last sentence's end, so it holds this utterance
         # (and a pause), and its encoding serves the step's decoding too.
         language = self.window.detect_language(self._audio, opts.languages)
