@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
 from pipeline import JUNO, model_args, session_folder, stage_pid, start, tiny_args, wait_for
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
@@ -36,7 +35,6 @@ from juno.display import latency
 from juno.display.room import RoomFeed
 from juno.display.server import RoomOptions, RoomServer, page_url
 from juno.display.session import SessionRecorder
-from juno.pipeline import bus
 from juno.pipeline.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -724,40 +722,11 @@ def test_the_page_shows_the_room_live_and_catches_up_after_a_cut(tmp_path, chrom
     assert display.proc.returncode == 0, "".join(display.log)
 
 
-class _Display(bench.Display):
-    """juno.bench.web's display process (the room on), with ``--set`` settings of its own."""
-
-    def __init__(self, folder: Path, settings: list[str]) -> None:
-        self.ctx = zmq.Context()
-        endpoints = {name: f"ipc://{folder / name}.sock" for name in ("source", "target")}
-        self.pubs = {
-            name: bus.socket(self.ctx, zmq.XPUB, bind=endpoint)
-            for name, endpoint in endpoints.items()
-        }
-        cmd = JUNO + ["process", "display", "--source", endpoints["source"]]
-        cmd += ["--target", endpoints["target"], "--session", str(folder / "session")]
-        for setting in ["display.web=true", "display.web_port=0", "display.mode=plain", *settings]:
-            cmd += ["--set", setting]
-        env = {k: v for k, v in os.environ.items() if k != "JUNO_SUPERVISED"}
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
-        )
-        self.log: list[str] = []
-        self._url = threading.Event()
-        self.url = ""
-        threading.Thread(target=self._read_log, daemon=True).start()
-        if not self._url.wait(bench.START_TIMEOUT_S) or not self.url:
-            self.close()
-            pytest.fail("the display's room did not start:\n" + "".join(self.log[-20:]))
-        for name, pub in self.pubs.items():
-            bus.wait_subscribers(pub, 1, bench.START_TIMEOUT_S, name)
-
-
 def test_the_page_offers_each_language_and_keeps_the_choice(tmp_path, chromium):
     """`target_language: fr,de`: a display process tags each language's words; the page
     offers both, shows the one in its address (?lang=de), keeps the one chosen, and each
     language has its session files."""
-    display = _Display(tmp_path, ["target_language=fr,de"])
+    display = bench.Display(tmp_path, settings=["target_language=fr,de"])
     try:
         origin = time.time()
         first, t = _translated(0, JFK, {"fr": JFK_FR, "de": JFK_DE}, origin)
@@ -801,7 +770,7 @@ def test_the_page_offers_each_language_and_keeps_the_choice(tmp_path, chromium):
 def test_the_page_shows_every_turn_of_a_conversation_in_the_chosen_language(tmp_path, chromium):
     """`conversation.pair: en,fr`: a viewer picks English or French and reads every turn
     in it, the turns spoken in it as spoken, the others as translated, as they arrive."""
-    display = _Display(tmp_path, ["conversation.pair=en,fr"])
+    display = bench.Display(tmp_path, settings=["conversation.pair=en,fr"])
     try:
         origin = time.time()
         turns, t = _conversation(origin)

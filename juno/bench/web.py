@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,7 +177,8 @@ class Phase:
 class Display:
     """A ``juno process display`` with the room on, fed by this process's PUB sockets."""
 
-    def __init__(self, folder: Path, web: bool = True) -> None:
+    def __init__(self, folder: Path, web: bool = True, settings: Sequence[str] = ()) -> None:
+        """``settings``: more ``--set KEY=VALUE`` for the display (e.g. its languages)."""
         self.ctx = zmq.Context()
         endpoints = {name: f"ipc://{folder / name}.sock" for name in ("source", "target")}
         self.pubs = {
@@ -190,6 +192,8 @@ class Display:
             "--set", f"display.web={str(web).lower()}", "--set", "display.web_port=0",
             "--set", "display.mode=plain",
         ]  # fmt: skip
+        for setting in settings:
+            cmd += ["--set", setting]
         env = {k: v for k, v in os.environ.items() if k != "JUNO_SUPERVISED"}
         self.proc = subprocess.Popen(
             cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
@@ -198,7 +202,7 @@ class Display:
         self._url = threading.Event()
         self.url = ""
         threading.Thread(target=self._read_log, daemon=True).start()
-        if web and not self._url.wait(START_TIMEOUT_S):
+        if web and (not self._url.wait(START_TIMEOUT_S) or not self.url):
             self.close()
             raise JunoError("the display's room did not start:\n" + "".join(self.log[-20:]))
         for name, pub in self.pubs.items():
