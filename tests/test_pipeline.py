@@ -384,7 +384,8 @@ def test_the_translate_process_writes_every_target_language(tmp_path, tiny_llm):
     ctx = zmq.Context()
     port = _free_ports(2)
     args = ["process", "translate", "--words", f"tcp://127.0.0.1:{port}"]
-    args += ["--target", f"tcp://127.0.0.1:{port + 1}"]
+    # It waits for our subscription before it starts (else its first words may go unseen).
+    args += ["--target", f"tcp://127.0.0.1:{port + 1}", "--subscribers", "1"]
     args += tiny_args(tmp_path, tiny_llm, tmp_path)[2:]  # (no Whisper: the LLM flags only)
     args += ["--set", "target_language=fr,de"]
     proc = start(args, cwd=tmp_path)
