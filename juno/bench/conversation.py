@@ -227,6 +227,7 @@ def text_part(model, tokenizer, cfg, other: str, n: int) -> list[list[str]]:
     from juno.simul.conversation import Conversation
     from juno.simul.engine import StreamingTranslator
     from juno.simul.options import TranslateOptions
+    from juno.simul.policy import join_words
 
     options = replace(TranslateOptions.from_config(cfg, other), draft="off")
     conv = Conversation.create(model, tokenizer, options, ["en", other])
@@ -249,11 +250,12 @@ def text_part(model, tokenizer, cfg, other: str, n: int) -> list[list[str]]:
         done = [e for _, e in conv.events() if e.sentence_done]
         hyps["conversation"].setdefault(lang, []).append(done[-1].sentence.text if done else "")
         t = one_way[lang]
+        words = []
         for word in source.split():
             t.feed(word)
-            t.step()
-        words = t.finish()
-        hyps["one-way"].setdefault(lang, []).append(" ".join(w.text for w in words))
+            words += t.step()
+        words += t.finish()
+        hyps["one-way"].setdefault(lang, []).append(join_words(words))
     rows = []
     for lang, dest in (("en", other), (other, "en")):
         idx = [i for lg, i in turns if lg == lang]
