@@ -60,22 +60,27 @@ ROWS = {
 }
 
 
+def recorder(model, lang, k, phi, rules, processor, examples=()) -> Recorder:
+    """One recording row: wait-k, phi and writer rules of its own, short words and sentences."""
+    return Recorder(
+        model,
+        CharTokenizer(),
+        options(
+            wait_k=k,
+            phi=phi,
+            max_tokens_per_word=3,
+            max_words_per_sentence=6,
+            target_language=lang,
+            **rules,
+        ),
+        examples=list(examples),
+        logits_processors=[processor],
+    )
+
+
 def recorders(model) -> list[Recorder]:
     return [
-        Recorder(
-            model,
-            CharTokenizer(),
-            options(
-                wait_k=k,
-                phi=phi,
-                max_tokens_per_word=3,
-                max_words_per_sentence=6,
-                target_language=lang,
-                **rules,
-            ),
-            examples=[],
-            logits_processors=[processor()],
-        )
+        recorder(model, lang, k, phi, rules, processor())
         for lang, (k, phi, rules, processor) in ROWS.items()
     ]
 
@@ -209,20 +214,7 @@ def test_every_policy_of_the_exactness_test_stays_exact_in_a_batch(policy):
 
     def rows():
         return [
-            Recorder(
-                model,
-                CharTokenizer(),
-                options(
-                    wait_k=k,
-                    phi=phi,
-                    max_tokens_per_word=3,
-                    max_words_per_sentence=6,
-                    target_language=lang,
-                    **rules,
-                ),
-                examples=examples,
-                logits_processors=[_processor(policy)],
-            )
+            recorder(model, lang, k, phi, rules, _processor(policy), examples)
             for lang, k, phi in (("fr", 2, 0), ("de", 3, "source+16"), ("es", 1, 1024))
         ]
 
