@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import string
 
 import mlx.core as mx
@@ -9,7 +10,7 @@ import pytest
 from mlx_lm.models import gemma2, qwen2
 
 from juno.errors import JunoError
-from juno.simul.engine import StreamingTranslator
+from juno.simul.engine import SentenceText, StreamingTranslator, common_prefix_len
 from juno.simul.generate import stream_generate
 from juno.simul.options import TranslateOptions, parse_phi
 from juno.simul.prompt import StreamPrompt
@@ -340,3 +341,41 @@ def test_unsupported_model_is_a_one_line_error():
     with pytest.raises(JunoError, match="gemma2") as info:
         translator(gemma2.Model(args))
     assert "\n" not in str(info.value)
+
+
+def whole_decode_pieces(tokenizer, tokens) -> list[str]:
+    """The text each token adds, decoding the whole sentence each time (the reference)."""
+    pieces, text = [], ""
+    for i in range(len(tokens)):
+        new = tokenizer.decode(tokens[: i + 1])
+        pieces.append(new[common_prefix_len(text, new) :])
+        text = new
+    return pieces
+
+
+TEXTS = [
+    "Le président a déclaré : « Nous irons à Genève le 9 mars à 9:30. »",
+    "Die Straße war naß, über 30 °C – trotzdem gingen wir hinaus.",
+    "日本語のテキストと emoji 🎉🎉 mixed with naïve café crème brûlée " * 3,
+]
+
+
+def check_sentence_text(tokenizer, vocab: int) -> None:
+    """SentenceText's pieces and text equal whole-sentence decoding, for real texts and for
+    random token runs (which split characters across tokens at every point)."""
+    rng = random.Random(0)
+    runs = [tokenizer.encode(text) for text in TEXTS]
+    runs += [[rng.randrange(vocab) for _ in range(200)] for _ in range(5)]
+    for tokens in runs:
+        text = SentenceText(tokenizer)
+        assert [text.add(t) for t in tokens] == whole_decode_pieces(tokenizer, tokens)
+        assert text.text == tokenizer.decode(tokens)
+        assert text._anchor > 0  # the window moved: the long runs did not decode from the start
+
+
+def test_sentence_text_equals_decoding_the_whole_sentence_for_each_token(tmp_path):
+    from mlx_lm.utils import load_tokenizer
+    from pipeline import make_tokenizer
+
+    vocab = make_tokenizer(tmp_path)
+    check_sentence_text(load_tokenizer(tmp_path), vocab)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from juno.simul.policy import (
     Action,
+    NgramIndex,
     WaitK,
     ends_word,
     join_words,
@@ -253,3 +256,12 @@ def test_the_early_end_streak_counts_reads_until_a_token_is_written():
     p.on_end_wanted(8)
     p.reset(available=1)
     assert p.end_streak == 0  # and each sentence starts without one
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4])
+def test_the_ngram_index_bans_what_a_search_of_the_whole_history_bans(n):
+    rng = random.Random(n)
+    index = NgramIndex(n)
+    for _ in range(400):
+        index.add(rng.randrange(6))  # few distinct tokens: many repeats
+        assert index.bans() == repeated_ngram_bans(index.history, n)

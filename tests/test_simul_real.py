@@ -138,3 +138,10 @@ def test_the_15b_writes_the_same_words_with_drafts(llm_15b_path, llm_05b_path):
         written.append([(w.text, w.delay) for w in translator.finish()])
     assert written[0] == written[1] and len(written[0]) >= 8
     assert translator.draft_stats.accepted > 0
+
+
+def test_sentence_text_equals_decoding_the_whole_sentence_with_qwens_tokenizer(llm):
+    from test_simul_engine import check_sentence_text
+
+    _, tokenizer = llm
+    check_sentence_text(tokenizer, len(tokenizer.vocab))

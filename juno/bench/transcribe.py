@@ -20,10 +20,12 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from juno.config import Config
+from juno.errors import JunoError
 from juno.eval.wer import wer
 
 JFK_TEXT = (
@@ -99,6 +101,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-offline", action="store_true", help="skip whole-clip transcription")
     p.add_argument("--no-steps", action="store_true", help="skip the 3 s / 25 s step timing")
+    p.add_argument(
+        "--step-shape",
+        default="",
+        help="only time AlignAtt steps against buffer length, on a random-weight Whisper of "
+        f"this shape ({', '.join(WHISPER_SHAPES)}), in the model dtype: speed where the "
+        "weights can't be had",
+    )
     p.add_argument("--vad-check", action="store_true", help="words on silence/noise/music per VAD")
     p.add_argument("--chunk-ms", type=int, default=100, help="replay chunk (default 100)")
     p.add_argument(
@@ -229,6 +238,84 @@ def step_times(model, cfg: Config, clips: list[Clip]) -> list[str]:
     return lines
 
 
+# Whisper's shapes (mlx-whisper's ModelDimensions), for step times where the weights can't
+# be had (a GPU lent without network): time depends on the shape, not on the weights.
+WHISPER_SHAPES: dict[str, dict[str, int]] = {
+    "tiny": {"n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4,
+             "n_text_state": 384, "n_text_head": 6, "n_text_layer": 4},
+    "base": {"n_audio_state": 512, "n_audio_head": 8, "n_audio_layer": 6,
+             "n_text_state": 512, "n_text_head": 8, "n_text_layer": 6},
+    "small": {"n_audio_state": 768, "n_audio_head": 12, "n_audio_layer": 12,
+              "n_text_state": 768, "n_text_head": 12, "n_text_layer": 12},
+    "large-v3-turbo": {"n_mels": 128, "n_vocab": 51866, "n_audio_state": 1280,
+                       "n_audio_head": 20, "n_audio_layer": 32, "n_text_state": 1280,
+                       "n_text_head": 20, "n_text_layer": 4},
+}  # fmt: skip
+SAMPLE_JFK = Path(__file__).resolve().parents[2] / "samples" / "jfk.flac"  # in the checkout
+STEP_BUFFERS_S = (2, 5, 10, 15, 20, 28)
+STEP_TOKENS_PER_S = 3  # committed words' tokens forced per second of buffer (JFK: 2.6)
+STEP_NEW_TOKENS = 4  # tokens a step writes: about a second of speech
+
+
+def random_whisper(shape: str, dtype: Any) -> Any:
+    """A multilingual Whisper of ``shape`` with mlx's random initial weights."""
+    import mlx.core as mx
+    from mlx_whisper.whisper import ModelDimensions, Whisper
+
+    if shape not in WHISPER_SHAPES:
+        raise JunoError(f"--step-shape: unknown {shape} (choose from {', '.join(WHISPER_SHAPES)})")
+    dims = {"n_mels": 80, "n_audio_ctx": 1500, "n_vocab": 51865, "n_text_ctx": 448}
+    mx.random.seed(0)
+    model = Whisper(ModelDimensions(**(dims | WHISPER_SHAPES[shape])), dtype)
+    mx.eval(model.parameters())
+    return model
+
+
+def alignatt_steps(model: Any, pad_s: float, reps: int = 5) -> list[str]:
+    """One AlignAtt step's time against buffer length: the encoder on the buffer (fitted
+    context) and one decoder pass over the committed words' tokens (forced, as AlignAtt
+    forces them) followed by :data:`STEP_NEW_TOKENS` new ones, each read back to check its
+    attention. JFK's speech, repeated to fill the buffer; its words' tokens forced. The
+    decoder runs to the token count whatever it writes (no stop), so random weights time
+    the same work as real ones."""
+    from mlx_whisper.tokenizer import get_tokenizer
+
+    from juno.audio import load_audio
+    from juno.transcriber.whisper_window import WhisperWindow
+
+    jfk = load_audio(SAMPLE_JFK)
+    audio = np.tile(jfk, 1 + int(30 * SAMPLE_RATE_HZ / len(jfk)))
+    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages)
+    words = tokenizer.encode(" " + JFK_TEXT) * 12
+    window = WhisperWindow(model, fit_context=True, context_pad_s=pad_s)
+    window.warm_up()
+    lines = [
+        f"AlignAtt step against buffer length (encoder fitted, +{pad_s:g} s; forced "
+        f"{STEP_TOKENS_PER_S} tokens per s of buffer, {STEP_NEW_TOKENS} new), median of {reps}:",
+        f"{'buffer s':>8s} {'encoder ms':>10s} {'decoder ms':>10s} {'step ms':>8s} {'p90 ms':>7s}",
+    ]
+    for seconds in STEP_BUFFERS_S:
+        forced = words[: STEP_TOKENS_PER_S * (seconds - 1)]
+        encode, decode, total = [], [], []
+        for rep in range(reps + 1):  # the first, untimed, plans this shape
+            buffer = audio[: seconds * SAMPLE_RATE_HZ].copy()  # a new array: encoded anew
+            start = time.perf_counter()
+            window.encode(buffer, fit=True)
+            encoded = time.perf_counter()
+            window.continue_decoding(buffer, "en", "", forced, 1e9, STEP_NEW_TOKENS)
+            done = time.perf_counter()
+            if rep:
+                encode.append(encoded - start)
+                decode.append(done - encoded)
+                total.append(done - start)
+        lines.append(
+            f"{seconds:8d} {1e3 * statistics.median(encode):10.1f} "
+            f"{1e3 * statistics.median(decode):10.1f} {1e3 * statistics.median(total):8.1f} "
+            f"{1e3 * _pct(total, 90):7.1f}"
+        )
+    return lines
+
+
 def _noises(seconds: float) -> dict[str, np.ndarray]:
     """Non-speech test signals (fixed seed): silence, noises at -30 dBFS, synthetic music."""
     rng = np.random.default_rng(0)
@@ -283,11 +370,20 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     import mlx_whisper
 
     from juno import backend
-    from juno.errors import JunoError
     from juno.models.loading import load_whisper
     from juno.paths import shared_data
+    from juno.transcriber.build import pad_s
     from juno.transcriber.streaming import POLICIES
 
+    if args.step_shape:
+        from juno.models.loading import whisper_dtype
+
+        backend.select_device()
+        print(f"# {backend.describe()}; Whisper {args.step_shape} shape, random weights")
+        model = random_whisper(args.step_shape, whisper_dtype())
+        for line in alignatt_steps(model, pad_s(cfg)):
+            print(line)
+        return 0
     sets = [s for s in args.sets.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
     policies = [p for p in args.policies.split(",") if p]
@@ -378,7 +474,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             )
         print(line)
     if not args.no_steps:
-        for line in step_times(model, cfg, clips):
+        for line in step_times(model, cfg, clips) + alignatt_steps(model, pad_s(cfg)):
             print(line)
     if args.long:
         for line in long_run(model, cfg, shared_data() / "audio", policies, chunk_s):

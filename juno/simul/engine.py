@@ -26,7 +26,7 @@ from juno.errors import JunoError
 from juno.simul.cache import DualStreamCache, Stream
 from juno.simul.examples import examples_for
 from juno.simul.options import TranslateOptions, parse_draft, phi_gap
-from juno.simul.policy import Action, TargetWord, WaitK, join_words, repeated_ngram_bans
+from juno.simul.policy import Action, NgramIndex, TargetWord, WaitK, join_words
 from juno.simul.prompt import StreamPrompt, encode_word
 from juno.simul.speculative import Drafter, DraftLength, DraftStats, make_drafter
 from juno.simul.support import check_supported
@@ -132,12 +132,60 @@ def _mask(vocab: int, ids: frozenset[int]) -> mx.array:
     return mask
 
 
-def common_prefix_len(a: str, b: str) -> int:
+def common_prefix_len(a: str, b: str, start: int = 0) -> int:
+    """Length of the longest common prefix of ``a`` and ``b``, which share ``a[:start]``."""
     n = min(len(a), len(b))
-    i = 0
+    i = start
     while i < n and a[i] == b[i]:
         i += 1
     return i
+
+
+class SentenceText:
+    """The text of a sentence's target tokens, grown a token at a time, at a cost per token
+    that does not grow with the sentence.
+
+    Decoding every token again for each new one, and comparing the whole text with the
+    last, costs time in proportion to the sentence on every token: on a GPU, where a token's
+    forward takes a few milliseconds, that alone slowed long decodes by a third. Here only a
+    window is decoded: from an *anchor* token after which the text is complete (no partial
+    UTF-8 character), the text is the text up to the anchor followed by the window's text
+    past the anchor's own. The anchor is decoded with the window, so that a tokenizer that
+    drops a word's leading space at the start of a decode (SentencePiece) spaces the window
+    as it does the whole. Where the window does not start with the anchor's text alone, the
+    whole sentence is decoded, as before.
+    """
+
+    WINDOW = 16  # tokens decoded past the anchor before it moves up
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._decode = tokenizer.decode
+        self.tokens: list[int] = []
+        self.text = ""
+        self._anchor = -1  # index of the anchor token; -1: none yet, decode from the start
+        self._head = ""  # the text up to and including the anchor token
+        self._lead = ""  # the anchor token's text decoded alone
+
+    def add(self, token: int) -> str:
+        """Append ``token``; returns the text it adds (the new text past the old one's
+        common prefix with it: a token can complete a character the old text lacked)."""
+        self.tokens.append(token)
+        text = None
+        if self._anchor >= 0:
+            window = self._decode(self.tokens[self._anchor :])
+            if window.startswith(self._lead):
+                text = self._head + window[len(self._lead) :]
+        if text is None:
+            text = self._decode(self.tokens)
+        head = self._head
+        shared = len(head) if text.startswith(head) and self.text.startswith(head) else 0
+        piece = text[common_prefix_len(self.text, text, shared) :]
+        self.text = text
+        if len(self.tokens) - 1 - self._anchor > self.WINDOW and not text.endswith("\ufffd"):
+            lead = self._decode([token])
+            if "\ufffd" not in lead:
+                self._anchor, self._head, self._lead = len(self.tokens) - 1, text, lead
+        return piece
 
 
 class StreamingTranslator:
@@ -264,8 +312,8 @@ class StreamingTranslator:
 
         self._sentences: deque[Sentence] = deque([Sentence()])  # the open one, then queued
         self._logits: mx.array | None = None
-        self._tokens: list[int] = []  # sampled target tokens of this sentence
-        self._text = ""
+        self._target = SentenceText(tokenizer)  # sampled target tokens of this sentence
+        self._ngrams = NgramIndex(self.no_repeat_ngram)
 
     # -- live input -----------------------------------------------------------
 
@@ -391,12 +439,12 @@ class StreamingTranslator:
         start = time.perf_counter()
         logits = self._logits
         if self.logits_processors:
-            history = mx.array(self._tokens, dtype=mx.uint32)
+            history = mx.array(self._target.tokens, dtype=mx.uint32)
             for processor in self.logits_processors:
                 logits = processor(history, logits)
         logits = mx.where(self._never, -mx.inf, logits)
         if self.no_repeat_ngram:
-            banned = repeated_ngram_bans(self._tokens, self.no_repeat_ngram) & self._wordy
+            banned = self._ngrams.bans() & self._wordy
             if banned:
                 # logits is a fresh array here (the mx.where above), so this writes no cache state.
                 logits[..., mx.array(sorted(banned))] = -mx.inf
@@ -415,7 +463,7 @@ class StreamingTranslator:
         if self._min_logprob is not None and not self.policy.eos_allowed:
             best = mx.argmax(logprobs, axis=-1)
             sure = mx.take_along_axis(logprobs, best[:, None], axis=-1)[:, 0] >= self._min_logprob
-            opens = self._spaced_mask[best] if self._text.strip() else mx.array([True])
+            opens = self._spaced_mask[best] if self._target.text.strip() else mx.array([True])
             unsure = opens & ~sure
         sampled = self.sampler(logprobs)
         flags = [f for f in (wants_end, unsure) if f is not None]
@@ -467,7 +515,7 @@ class StreamingTranslator:
         ``unsure``: the writer was not sure of the next word (no lag added);
         otherwise it wanted to end early (one word of lag added).
         """
-        last = self._tokens[-1] if self._tokens else self.prompt.header[-1]
+        last = self._target.tokens[-1] if self._target.tokens else self.prompt.header[-1]
         self._drop_drafts()
         self.cache.rollback(1)
         self._target_ids.pop()
@@ -478,11 +526,8 @@ class StreamingTranslator:
 
     def _piece(self, token: int) -> str:
         """The text ``token`` adds to the sentence's translation."""
-        self._tokens.append(token)
-        text = self.tokenizer.decode(self._tokens)
-        piece = text[common_prefix_len(self._text, text) :]
-        self._text = text
-        return piece
+        self._ngrams.add(token)
+        return self._target.add(token)
 
     def _next_sentence(self) -> None:
         """Return to the system-prompt prefix and start on the next queued sentence."""
@@ -496,7 +541,8 @@ class StreamingTranslator:
             self._sentences.append(Sentence())
         first = self._sentences[0]
         self.policy.reset(available=len(first.words), source_ended=first.ended)
-        self._tokens, self._text, self._logits = [], "", None
+        self._target, self._ngrams = SentenceText(self.tokenizer), NgramIndex(self.no_repeat_ngram)
+        self._logits = None
 
     # -- model calls ----------------------------------------------------------
 

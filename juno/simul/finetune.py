@@ -36,7 +36,7 @@ import mlx.nn as nn
 
 from juno.errors import JunoError
 from juno.models.loading import ADAPTER_CONFIG
-from juno.simul.engine import common_prefix_len
+from juno.simul.engine import SentenceText
 from juno.simul.options import Phi, phi_gap
 from juno.simul.policy import Action, WaitK
 from juno.simul.prompt import StreamPrompt, encode_word
@@ -65,12 +65,8 @@ class Example:
 
 def _pieces(tokenizer: Any, tokens: Sequence[int]) -> list[str]:
     """The text each token adds, decoded in context (as the engine does)."""
-    pieces, text = [], ""
-    for i in range(len(tokens)):
-        new = tokenizer.decode(list(tokens[: i + 1]))
-        pieces.append(new[common_prefix_len(text, new) :])
-        text = new
-    return pieces
+    text = SentenceText(tokenizer)
+    return [text.add(token) for token in tokens]
 
 
 def make_example(

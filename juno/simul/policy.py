@@ -62,6 +62,28 @@ def repeated_ngram_bans(history: list[int], n: int) -> frozenset[int]:
     )
 
 
+class NgramIndex:
+    """:func:`repeated_ngram_bans` of a growing history, at a constant cost per token: each
+    ``n``-gram's last token is indexed under its first ``n - 1`` as the history grows."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.history: list[int] = []
+        self._next: dict[tuple[int, ...], set[int]] = {}
+
+    def add(self, token: int) -> None:
+        self.history.append(token)
+        if self.n >= 2 and len(self.history) >= self.n:
+            context = tuple(self.history[-self.n : -1])
+            self._next.setdefault(context, set()).add(token)
+
+    def bans(self) -> frozenset[int]:
+        """Tokens that would complete an ``n``-gram already in the history."""
+        if self.n < 2 or len(self.history) < self.n:
+            return frozenset()
+        return frozenset(self._next.get(tuple(self.history[len(self.history) - self.n + 1 :]), ()))
+
+
 @dataclass(frozen=True)
 class TargetWord:
     """One finished target word."""
