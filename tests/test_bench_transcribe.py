@@ -37,3 +37,11 @@ def test_step_times_cover_every_buffer_and_decode_the_set_token_count(monkeypatc
         encoder, decoder, step = map(float, row[1:4])
         assert encoder > 0 and decoder > 0 and step == pytest.approx(encoder + decoder, abs=0.2)
     assert written == [bench.STEP_NEW_TOKENS] * 6  # (1 untimed + 2) steps per buffer
+
+
+def test_a_random_whisper_reads_the_real_models_alignment_heads():
+    heads = {
+        shape: len(bench.random_whisper(shape, mx.float32).alignment_heads)
+        for shape in ("tiny", "base")
+    }
+    assert heads == {"tiny": 6, "base": 8}  # whisper-base's own: 8 (see its weights)

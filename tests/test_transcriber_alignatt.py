@@ -214,3 +214,14 @@ def test_a_backlog_longer_than_a_window_goes_in_window_sized_steps_losing_nothin
     said = stepper.process(61.0) + stepper.finish()
     assert [w.text for w in said] == [t for t, _, _ in script]
     assert max(end - start for start, end, _ in window.calls) <= 15.0 + 1e-6
+
+
+@pytest.mark.parametrize("shape", [(8, 40, 700), (2, 3, 9), (1, 5, 4), (2, 3, 3), (1, 2, 4)])
+def test_the_median_filter_equals_mlx_whispers(shape):
+    from mlx_whisper.timing import median_filter
+
+    from juno.transcriber.whisper_window import median_filter7
+
+    x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
+    x[..., ::5] = 0.5  # ties
+    assert np.array_equal(median_filter7(x), median_filter(x, 7))

@@ -252,6 +252,14 @@ WHISPER_SHAPES: dict[str, dict[str, int]] = {
                        "n_text_head": 20, "n_text_layer": 4},
 }  # fmt: skip
 SAMPLE_JFK = Path(__file__).resolve().parents[2] / "samples" / "jfk.flac"  # in the checkout
+# Their alignment heads (openai-whisper's _ALIGNMENT_HEADS): how many heads' attention a
+# step reads back and filters, which a random model would otherwise take as half of all.
+ALIGNMENT_HEADS = {
+    "tiny": b"ABzY8bu8Lr0{>%RKn9Fp%m@SkK7Kt=7ytkO",
+    "base": b"ABzY8KQ!870{>%RzyTQH3`Q^yNP!>##QT-<FaQ7m",
+    "small": b"ABzY8DmU6=0{>%Rpa?J`kvJ6qF(V^F86#Xh7JUGMK}P<N0000",
+    "large-v3-turbo": b"ABzY8j^C+e0{>%RARaKHP%t(lGR*)0g!tONPyhe`",
+}
 STEP_BUFFERS_S = (2, 5, 10, 15, 20, 28)
 STEP_TOKENS_PER_S = 3  # committed words' tokens forced per second of buffer (JFK: 2.6)
 STEP_NEW_TOKENS = 4  # tokens a step writes: about a second of speech
@@ -267,6 +275,7 @@ def random_whisper(shape: str, dtype: Any) -> Any:
     dims = {"n_mels": 80, "n_audio_ctx": 1500, "n_vocab": 51865, "n_text_ctx": 448}
     mx.random.seed(0)
     model = Whisper(ModelDimensions(**(dims | WHISPER_SHAPES[shape])), dtype)
+    model.set_alignment_heads(ALIGNMENT_HEADS[shape])
     mx.eval(model.parameters())
     return model
 

@@ -23,7 +23,6 @@ from mlx_whisper.timing import (
     WordTiming,
     add_word_timestamps,
     dtw,
-    median_filter,
     merge_punctuations,
 )
 from mlx_whisper.tokenizer import Tokenizer, get_tokenizer
@@ -325,6 +324,25 @@ def _head_rows(cross_qk: list, heads: list[tuple[int, int]], positions: int) -> 
     return _softmax(np.array(qk.astype(mx.float32)))
 
 
+# A sorting network for 7 values (16 compare-exchanges): index 3 ends up the median.
+_SORT7 = ((0, 6), (2, 3), (4, 5), (0, 2), (1, 4), (3, 6), (0, 1), (2, 5), (3, 4), (1, 2), (4, 6),
+          (2, 3), (4, 5), (1, 2), (3, 4), (5, 6))  # fmt: skip
+
+
+def median_filter7(x: np.ndarray) -> np.ndarray:
+    """mlx-whisper's ``median_filter(x, 7)`` (reflect-padded, along the last axis), exactly,
+    by a sorting network of elementwise minima and maxima over the 7 shifted copies. SciPy's
+    ``medfilt`` that it calls is a generic rank filter: on a GPU it was most of a step."""
+    n = x.shape[-1]
+    if n <= 3:
+        return x
+    padded = np.pad(x.astype(np.float32), [(0, 0)] * (x.ndim - 1) + [(3, 3)], mode="reflect")
+    v = [padded[..., k : k + n] for k in range(7)]
+    for i, j in _SORT7:
+        v[i], v[j] = np.minimum(v[i], v[j]), np.maximum(v[i], v[j])
+    return v[3]
+
+
 def _word_timings(
     tokenizer: Tokenizer, text: list[int], matrix: np.ndarray, probs: list[float]
 ) -> list[WordTiming]:
@@ -332,7 +350,7 @@ def _word_timings(
     mlx-whisper's ``find_alignment``, on rows the decoding already made)."""
     mean = matrix.mean(axis=1, keepdims=True)
     std = matrix.std(axis=1, keepdims=True) + 1e-10
-    weights = median_filter((matrix - mean) / std, 7).mean(axis=0)
+    weights = median_filter7((matrix - mean) / std).mean(axis=0)
     text_indices, time_indices = dtw(-weights)
     words, word_tokens = tokenizer.split_to_word_tokens(text + [tokenizer.eot])
     if len(word_tokens) <= 1:
