@@ -399,9 +399,7 @@ def check(config: Config, source: str = "config") -> None:
     if not 0 <= talk.identify_confidence <= 1:
         raise JunoError(f"{source}: conversation.identify_confidence must be in [0, 1]")
     if talk.identify_max_s < talk.identify_speech_s:
-        raise JunoError(
-            f"{source}: conversation.identify_max_s must be at least identify_speech_s"
-        )
+        raise JunoError(f"{source}: conversation.identify_max_s must be at least identify_speech_s")
     try:
         for target in targets:
             TranslateOptions.from_config(config, target)

@@ -19,8 +19,9 @@ In a conversation (``languages``: the two spoken), each utterance's language is
 identified among them from its first ``identify_speech_s`` of speech, and again
 at every step until a word of it is committed: an early wrong guess is corrected
 before anything is final. Until the identification is sure (``identify_confidence``)
-or ``identify_max_s`` of speech is heard, nothing of the utterance is decoded. The committed words carry it; after a sentence end the
-next utterance is identified anew, and text in the other language prompts nothing.
+or ``identify_max_s`` of speech is heard, nothing of the utterance is decoded. The
+committed words carry it; after a sentence end the next utterance is identified anew,
+and text in the other language prompts nothing.
 """
 
 from __future__ import annotations
@@ -237,7 +238,8 @@ class StreamingTranscriber:
         language, probability = self.window.identify(self._audio, opts.languages)
         self.identifications += 1
         heard_s = self.track.speech_s(from_s, self.buffer_end_s)
-        if probability < opts.identify_confidence and not complete and heard_s < opts.identify_max_s:
+        unsure = probability < opts.identify_confidence
+        if unsure and not complete and heard_s < opts.identify_max_s:
             # Not sure yet (on a second of speech Whisper often names English, surely
             # enough, for other languages): nothing is decoded until it is, or enough is heard.
             self.language = None
