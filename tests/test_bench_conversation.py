@@ -17,11 +17,12 @@ def test_turns_alternate_and_are_laid_out_with_their_pauses(data_dir):
         assert b.start_s == pytest.approx(a.end_s + 1.5)
 
 
-def test_a_word_belongs_to_the_turn_its_audio_ends_in():
+def test_a_word_belongs_to_the_turn_nearest_the_end_of_its_audio():
     turns = [Turn("en", np.zeros(16000), "a"), Turn("fr", np.zeros(32000), "b")]
     join(turns, 2.0)  # en 0-1 s, pause, fr 3-5 s
     assert _turn_of(turns, 0.9) == 0 and _turn_of(turns, 1.4) == 0  # (its last word, late)
-    assert _turn_of(turns, 2.0) == 0  # in the pause: still the first turn
+    assert _turn_of(turns, 1.9) == 0  # in the pause's first half: the first turn
+    assert _turn_of(turns, 2.1) == 1  # in its second half: the next turn's (a first word, early)
     assert _turn_of(turns, 3.2) == 1 and _turn_of(turns, 9.0) == 1
 
 

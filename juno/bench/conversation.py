@@ -14,7 +14,7 @@ turn is replayed alone through a one-way transcriber told its language (what a
 one-way run of that direction hears). Per pair:
 
 - language identification: a turn is identified right when all its committed
-  words carry its language (a word belongs to the turn its audio ends in);
+  words carry its language (a word belongs to the turn nearest the end of its audio);
 - WER per direction, conversation and one-way;
 - source lag (end of a spoken word to its commit): the first word of each turn
   (a change of speaker), and the others; the added lag at a change of speaker is
@@ -166,9 +166,11 @@ def one_way_run(model, cfg, turns, mode, chunk_s, pause_s) -> Heard:
 
 
 def _turn_of(turns: list[Turn], t_s: float) -> int:
-    """The turn whose audio (and the pause after it) holds time ``t_s``."""
+    """The turn nearest time ``t_s``: its audio, and the pauses around it up to their
+    middles (Whisper can place a turn's first word early in the pause before it, and its
+    last word late in the pause after it)."""
     for i, turn in enumerate(turns):
-        if t_s <= turn.end_s + 0.5 or (i + 1 < len(turns) and t_s < turns[i + 1].start_s):
+        if i + 1 == len(turns) or t_s < (turn.end_s + turns[i + 1].start_s) / 2:
             return i
     return len(turns) - 1
 
