@@ -192,6 +192,16 @@ def speech_part(model, cfg, args, other: str, mode: str) -> list[list[str]]:
         bool(langs) and all(lang == t.language for lang in langs)
         for t, langs in zip(turns, conv.languages, strict=True)
     ]
+    for i, turn in enumerate(turns):
+        if not right[i]:  # which words were heard in the other language (or none at all)
+            heard = [
+                w if lang == turn.language else f"{w} [{lang}]"
+                for w, lang in zip(conv.words[i], conv.languages[i], strict=True)
+            ]
+            console.print(
+                f"  turn {i + 1} ({turn.language}, {turn.start_s:.1f}-{turn.end_s:.1f} s): "
+                + (" ".join(heard) or "(no word)")
+            )
     rows = []
     for direction in ("en", other):
         idx = [i for i, t in enumerate(turns) if t.language == direction]
