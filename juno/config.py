@@ -151,10 +151,6 @@ class ConversationConfig:
     pair: str | list[str] = ""
     # Two-way: speech (s) an utterance's language is first told from, then until a word is final.
     identify_speech_s: float = 1.0
-    # Two-way: an identification less probable than this (among the pair) waits for more
-    # speech, up to identify_max_s (s), before the utterance is decoded.
-    identify_confidence: float = 0.98
-    identify_max_s: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -393,13 +389,8 @@ def check(config: Config, source: str = "config") -> None:
             f"{source}: conversation.pair: two different languages, like en,fr "
             f"(got {', '.join(pair) or 'none'})"
         )
-    talk = config.conversation
-    if talk.identify_speech_s <= 0:
+    if config.conversation.identify_speech_s <= 0:
         raise JunoError(f"{source}: conversation.identify_speech_s must be positive")
-    if not 0 <= talk.identify_confidence <= 1:
-        raise JunoError(f"{source}: conversation.identify_confidence must be in [0, 1]")
-    if talk.identify_max_s < talk.identify_speech_s:
-        raise JunoError(f"{source}: conversation.identify_max_s must be at least identify_speech_s")
     try:
         for target in targets:
             TranslateOptions.from_config(config, target)

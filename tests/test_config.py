@@ -130,15 +130,3 @@ def test_a_one_language_command_refuses_several_targets():
     with pytest.raises(JunoError, match=r"several target languages \(fr, de\)"):
         TranslateOptions.from_config(cfg)
     assert TranslateOptions.from_config(cfg, "de").target_language == "de"
-
-
-def test_the_conversations_identification_keys_are_checked():
-    for key, value, message in (
-        ("identify_speech_s", 0, "identify_speech_s must be positive"),
-        ("identify_confidence", 1.5, "identify_confidence must be in [0, 1]"),
-        ("identify_max_s", 0.5, "identify_max_s must be at least identify_speech_s"),
-    ):
-        with pytest.raises(JunoError, match=re.escape(message)):
-            config.load(None, [{"conversation": {key: value}}])
-    cfg = config.load(None, [{"conversation": {"identify_confidence": 0.9, "identify_max_s": 2}}])
-    assert (cfg.conversation.identify_confidence, cfg.conversation.identify_max_s) == (0.9, 2.0)

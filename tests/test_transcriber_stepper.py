@@ -175,16 +175,11 @@ class ConversationWindow(ScriptedWindow):
     """Identifies the language of the scripted words in the audio given; ``wrong_first``:
     the first identification names the other language of the pair."""
 
-    def __init__(self, turns=TURNS, wrong_first=False, unsure_first=0):
+    def __init__(self, turns=TURNS, wrong_first=False):
         super().__init__([(t, s, e) for t, s, e, _ in turns])
         self.turns = turns
         self.wrong_first = wrong_first
-        self.unsure_first = unsure_first  # identifications made unsure (probability 0.6)
         self.identified = []  # (audio start, end, language named)
-
-    def identify(self, audio, among=()):
-        unsure = len(self.identified) < self.unsure_first
-        return self.detect_language(audio, among), 0.6 if unsure else 0.99
 
     def detect_language(self, audio, among=()):
         end = self.stepper.buffer_end_s
@@ -241,27 +236,3 @@ def test_a_short_tail_after_a_pause_keeps_the_speakers_language():
         ("Oui.", "fr"),
     ]
     assert all(start < 1.7 for start, _, _ in window.identified)  # the tail was not identified
-
-
-def test_an_unsure_identification_decodes_nothing_until_a_sure_one():
-    window = ConversationWindow(unsure_first=3)
-    stepper, _ = make(window=window, languages=("en", "fr"), language=None)
-    out = [e.word for e in replay(stepper, speech_audio(12.0, window.script), chunk_s=0.1)]
-    assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in TURNS]
-    fourth_end = window.identified[3][1]
-    assert window.calls and min(end for _, end, _ in window.calls) >= fourth_end
-
-
-def test_past_identify_max_s_of_speech_the_likelier_language_is_taken_however_unsure():
-    window = ConversationWindow(unsure_first=1000)
-    stepper, _ = make(window=window, languages=("en", "fr"), language=None, identify_max_s=1.5)
-    out = [e.word for e in replay(stepper, speech_audio(12.0, window.script), chunk_s=0.1)]
-    assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in TURNS]
-    first_decode = min(end for _, end, _ in window.calls)
-
-    def spoken(end):  # seconds of scripted speech before ``end``
-        return sum(max(0.0, min(e, end) - s) for _, s, e, _ in TURNS)
-
-    # Decoded once 1.5 s of speech was heard, not before.
-    assert spoken(first_decode) >= 1.5
-    assert all(spoken(end) < 1.5 for _, end, _ in window.identified if end < first_decode)

@@ -26,8 +26,6 @@ def stream_options(cfg: Config) -> StreamOptions:
         doubtful_wait_s=t.doubtful_wait_s,
         languages=tuple(cfg.pair),
         identify_speech_s=cfg.conversation.identify_speech_s,
-        identify_confidence=cfg.conversation.identify_confidence,
-        identify_max_s=cfg.conversation.identify_max_s,
     )
 
 

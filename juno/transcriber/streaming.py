@@ -18,10 +18,8 @@ transcribed. Time is passed in; nothing here reads a clock.
 In a conversation (``languages``: the two spoken), each utterance's language is
 identified among them from its first ``identify_speech_s`` of speech, and again
 at every step until a word of it is committed: an early wrong guess is corrected
-before anything is final. Until the identification is sure (``identify_confidence``)
-or ``identify_max_s`` of speech is heard, nothing of the utterance is decoded. The
-committed words carry it; after a sentence end the next utterance is identified anew,
-and text in the other language prompts nothing.
+before anything is final. The committed words carry it; after a sentence end the
+next utterance is identified anew, and text in the other language prompts nothing.
 """
 
 from __future__ import annotations
@@ -76,10 +74,6 @@ class StreamOptions:
     languages: tuple[str, ...] = ()
     # Conversation: speech heard before an utterance's language is first identified.
     identify_speech_s: float = 1.0
-    # Conversation: an identification less sure than this (its probability among the
-    # pair) decodes nothing yet: more speech is heard first, up to identify_max_s.
-    identify_confidence: float = 0.98
-    identify_max_s: float = 3.0
 
 
 class StreamingTranscriber:
@@ -235,17 +229,10 @@ class StreamingTranscriber:
                 return True
         # The whole buffer: it starts at the last sentence's end, so it holds this utterance
         # (and a pause), and its encoding serves the step's decoding too.
-        language, probability = self.window.identify(self._audio, opts.languages)
+        language = self.window.detect_language(self._audio, opts.languages)
         self.identifications += 1
-        heard_s = self.track.speech_s(from_s, self.buffer_end_s)
-        unsure = probability < opts.identify_confidence
-        if unsure and not complete and heard_s < opts.identify_max_s:
-            # Not sure yet (on a second of speech Whisper often names English, surely
-            # enough, for other languages): nothing is decoded until it is, or enough is heard.
-            self.language = None
-            return False
         if language != self.language:
-            log.info("utterance language: %s (%.2f)", language, probability)
+            log.info("utterance language: %s", language)
         self.language = language
         return True
 
