@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from juno.bench.conversation import Turn, _turn_of, join, pairs_of, turns_for
+from juno.bench.conversation import Turn, _turn_of, join, pairs_of, turns_by_text, turns_for
 from juno.errors import JunoError
 
 
@@ -24,6 +24,16 @@ def test_a_word_belongs_to_the_turn_nearest_the_end_of_its_audio():
     assert _turn_of(turns, 1.9) == 0  # in the pause's first half: the first turn
     assert _turn_of(turns, 2.1) == 1  # in its second half: the next turn's (a first word, early)
     assert _turn_of(turns, 3.2) == 1 and _turn_of(turns, 9.0) == 1
+
+
+def test_a_word_belongs_to_the_turn_whose_reference_word_it_matches():
+    turns = [
+        Turn("en", np.zeros(1), "Hello world, for all."),
+        Turn("fr", np.zeros(1), "Bonjour le monde"),
+        Turn("en", np.zeros(1), "For all"),
+    ]
+    words = ["Hello", "world,", "four", "all.", "Uh", "Bonjour", "le", "mond.", "For", "all", "um"]
+    assert turns_by_text(turns, words) == [0, 0, None, 0, None, 1, 1, None, 2, 2, None]
 
 
 def test_only_english_pairs_with_clips_are_offered():

@@ -130,3 +130,14 @@ def test_a_one_language_command_refuses_several_targets():
     with pytest.raises(JunoError, match=r"several target languages \(fr, de\)"):
         TranslateOptions.from_config(cfg)
     assert TranslateOptions.from_config(cfg, "de").target_language == "de"
+
+
+def test_conversation_keys_are_checked():
+    assert config.load(None, [{"conversation": {"pair": "en,fr"}}]).pair == ["en", "fr"]
+    for over, message in (
+        ({"pair": "en,en"}, "conversation.pair: two different languages"),
+        ({"identify_speech_s": 0}, "conversation.identify_speech_s must be positive"),
+        ({"turn_pause_s": -1}, "conversation.turn_pause_s must be 0 or more"),
+    ):
+        with pytest.raises(JunoError, match=re.escape(message)):
+            config.load(None, [{"conversation": over}])

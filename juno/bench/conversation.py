@@ -14,7 +14,11 @@ turn is replayed alone through a one-way transcriber told its language (what a
 one-way run of that direction hears). Per pair:
 
 - language identification: a turn is identified right when all its committed
-  words carry its language (a word belongs to the turn nearest the end of its audio);
+  words carry its language. A word belongs to the turn whose reference word it
+  matches (the committed text aligned to the turns' references); a word that
+  matches none, to the turn nearest the end of its audio. The count by time
+  alone is printed too: Whisper places a turn's first or last word in the pause,
+  a timing error and not one of language;
 - WER per direction, conversation and one-way;
 - source lag (end of a spoken word to its commit): the first word of each turn
   (a change of speaker), and the others; the added lag at a change of speaker is
@@ -137,18 +141,56 @@ def _replay(model, cfg: Config, audio, mode: str, chunk_s: float, **options):
     return out, stats, stepper
 
 
-def conversation_run(model, cfg, turns, audio, pair, mode, chunk_s) -> tuple[Heard, int]:
+def conversation_run(
+    model, cfg, turns, audio, pair, mode, chunk_s
+) -> tuple[Heard, int, list[bool]]:
+    """The conversation's words per turn (by text), its identifications, and per turn
+    whether its words by time alone all carry its language."""
     emissions, stats, stepper = _replay(
         model, cfg, audio, mode, chunk_s, languages=pair, language=None
     )
     heard = Heard([[] for _ in turns], [[] for _ in turns], [[] for _ in turns], stats.compute_s)
     heard.audio_s = stats.audio_s
-    for e in emissions:
-        i = _turn_of(turns, e.word.end_s)
+    by_time: list[list[str]] = [[] for _ in turns]
+    owners = turns_by_text(turns, [e.word.text for e in emissions])
+    for e, i in zip(emissions, owners, strict=True):
+        if i is None:
+            i = _turn_of(turns, e.word.end_s)
         heard.words[i].append(e.word.text)
         heard.languages[i].append(e.word.language)
         heard.lags[i].append(e.emitted_s - e.word.end_s)
-    return heard, stepper.identifications
+        by_time[_turn_of(turns, e.word.end_s)].append(e.word.language)
+    right_by_time = [
+        bool(langs) and all(lang == t.language for lang in langs)
+        for t, langs in zip(turns, by_time, strict=True)
+    ]
+    return heard, stepper.identifications, right_by_time
+
+
+def turns_by_text(turns: list[Turn], words: list[str]) -> list[int | None]:
+    """For each committed word, the turn whose reference words it transcribes: the
+    words (normalized as WER is) aligned to the turns' references one after another,
+    as WER aligns them (jiwer); a word that matches its reference word takes its turn,
+    one substituted or inserted gets None (a substitution's place is a guess: "8" for
+    a turn's "eight" aligns as well with the last word of the turn before)."""
+    import jiwer
+
+    from juno.eval.wer import normalize_text
+
+    ref = [(w, i) for i, t in enumerate(turns) for w in normalize_text(t.reference).split()]
+    hyp = [(w, k) for k, word in enumerate(words) for w in normalize_text(word).split()]
+    owner: list[int | None] = [None] * len(words)
+    if not ref or not hyp:
+        return owner
+    out = jiwer.process_words(" ".join(w for w, _ in ref), " ".join(w for w, _ in hyp))
+    for chunk in out.alignments[0]:
+        if chunk.type == "equal":
+            for h in range(chunk.hyp_start_idx, chunk.hyp_end_idx):
+                r = chunk.ref_start_idx + h - chunk.hyp_start_idx
+                k = hyp[h][1]
+                if owner[k] is None:
+                    owner[k] = ref[r][1]
+    return owner
 
 
 def one_way_run(model, cfg, turns, mode, chunk_s, pause_s) -> Heard:
@@ -186,7 +228,9 @@ def speech_part(model, cfg, args, other: str, mode: str) -> list[list[str]]:
     turns = turns_for(other, args.turns, shared_data() / "audio")
     audio = join(turns, args.pause)
     chunk_s = args.chunk_ms / 1000
-    conv, identifications = conversation_run(model, cfg, turns, audio, ("en", other), mode, chunk_s)
+    conv, identifications, right_by_time = conversation_run(
+        model, cfg, turns, audio, ("en", other), mode, chunk_s
+    )
     alone = one_way_run(model, cfg, turns, mode, chunk_s, args.pause)
     right = [
         bool(langs) and all(lang == t.language for lang in langs)
@@ -200,7 +244,8 @@ def speech_part(model, cfg, args, other: str, mode: str) -> list[list[str]]:
             ]
             console.print(
                 f"  turn {i + 1} ({turn.language}, {turn.start_s:.1f}-{turn.end_s:.1f} s): "
-                + (" ".join(heard) or "(no word)")
+                + (" ".join(heard) or "(no word)"),
+                markup=False,  # the [lang] tags are text
             )
     rows = []
     for direction in ("en", other):
@@ -224,7 +269,8 @@ def speech_part(model, cfg, args, other: str, mode: str) -> list[list[str]]:
         rows.append(cells)
     console.print(
         f"en-{other} ({mode}): {sum(right)} of {len(turns)} turns identified right "
-        f"({100 * sum(right) / len(turns):.0f}%), {identifications} identifications; compute "
+        f"({100 * sum(right) / len(turns):.0f}%; {sum(right_by_time)} with words given to turns "
+        f"by time alone), {identifications} identifications; compute "
         f"{conv.compute_s / conv.audio_s:.2f} s per audio s in conversation, "
         f"{alone.compute_s / alone.audio_s:.2f} one-way"
     )
