@@ -151,8 +151,6 @@ class ConversationConfig:
     pair: str | list[str] = ""
     # Two-way: speech (s) an utterance's language is first told from, then until a word is final.
     identify_speech_s: float = 1.0
-    # Two-way: after a sentence end and a shorter pause (s), the same speaker goes on.
-    turn_pause_s: float = 1.5
 
 
 @dataclass(frozen=True)
@@ -393,8 +391,6 @@ def check(config: Config, source: str = "config") -> None:
         )
     if config.conversation.identify_speech_s <= 0:
         raise JunoError(f"{source}: conversation.identify_speech_s must be positive")
-    if config.conversation.turn_pause_s < 0:
-        raise JunoError(f"{source}: conversation.turn_pause_s must be 0 or more")
     try:
         for target in targets:
             TranslateOptions.from_config(config, target)

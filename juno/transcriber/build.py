@@ -26,7 +26,6 @@ def stream_options(cfg: Config) -> StreamOptions:
         doubtful_wait_s=t.doubtful_wait_s,
         languages=tuple(cfg.pair),
         identify_speech_s=cfg.conversation.identify_speech_s,
-        turn_pause_s=cfg.conversation.turn_pause_s,
     )
 
 

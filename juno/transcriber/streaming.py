@@ -20,8 +20,6 @@ identified among them from its first ``identify_speech_s`` of speech, and again
 at every step until a word of it is committed: an early wrong guess is corrected
 before anything is final. The committed words carry it; after a sentence end the
 next utterance is identified anew, and text in the other language prompts nothing.
-After a pause shorter than ``turn_pause_s`` the same speaker is taken to go on: the
-language changes only where Whisper is sure of the other (``SURE_SWITCH``).
 """
 
 from __future__ import annotations
@@ -42,10 +40,6 @@ from juno.transcriber.words import Word
 log = logging.getLogger(__name__)
 
 POLICIES = ("alignatt", "local-agreement")
-# Conversation: the probability (among the pair) Whisper must give the other language to
-# change it within a speaker's turn. Whisper base names English at 0.96-0.99 for a second
-# of some French, German and Spanish speech; a real change of language scores above.
-SURE_SWITCH = 0.99
 
 
 @dataclass(frozen=True)
@@ -80,9 +74,6 @@ class StreamOptions:
     languages: tuple[str, ...] = ()
     # Conversation: speech heard before an utterance's language is first identified.
     identify_speech_s: float = 1.0
-    # Conversation: after a sentence end and a shorter pause, the same speaker is taken
-    # to go on: the language changes only if Whisper is sure (SURE_SWITCH).
-    turn_pause_s: float = 1.5
 
 
 class StreamingTranscriber:
@@ -238,17 +229,8 @@ class StreamingTranscriber:
                 return True
         # The whole buffer: it starts at the last sentence's end, so it holds this utterance
         # (and a pause), and its encoding serves the step's decoding too.
-        language, p = self.window.identify(self._audio, opts.languages)
+        language = self.window.detect_language(self._audio, opts.languages)
         self.identifications += 1
-        said = self._prompt_language
-        if (
-            said is not None
-            and language != said
-            and p < SURE_SWITCH
-            and self.track.pause_before_s(from_s) < opts.turn_pause_s
-        ):
-            log.debug("%s at %.2f after a short pause: %s goes on", language, p, said)
-            language = said  # the same speaker, after a short pause
         if language != self.language:
             log.info("utterance language: %s", language)
         self.language = language

@@ -96,9 +96,6 @@ class SpeechTrack:
         self._first = 0  # stream index of the first frame kept
         self._flags: list[bool] = []
         self._speaking = False
-        self._silent = 0  # frames in the current run of silence (forgotten ones too)
-        # (frame index, frames of silence before it) of each speech onset kept
-        self._onsets: list[tuple[int, int]] = []
 
     @property
     def end_s(self) -> float:
@@ -113,12 +110,7 @@ class SpeechTrack:
             p = self.detector(audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
             # Hysteresis as in Silero's own segmenter: leave speech a bit lower.
             limit = self.threshold - 0.15 if self._speaking else self.threshold
-            was, self._speaking = self._speaking, p >= limit
-            if not self._speaking:
-                self._silent += 1
-            elif not was:
-                self._onsets.append((self._first + len(self._flags), self._silent))
-                self._silent = 0
+            self._speaking = p >= limit
             self._flags.append(self._speaking)
         self._rest = audio[n * FRAME_SAMPLES :].copy()
 
@@ -135,18 +127,8 @@ class SpeechTrack:
                 return (self._first + i + 1) * FRAME_S
         return None
 
-    def pause_before_s(self, t_s: float) -> float:
-        """The silence before the first speech that starts at or after ``t_s`` (all of
-        it, forgotten frames too); the silence so far if none has started yet."""
-        frame = int(t_s / FRAME_S)
-        for onset, silent in self._onsets:
-            if onset >= frame:
-                return silent * FRAME_S
-        return self._silent * FRAME_S
-
     def forget_before(self, t_s: float) -> None:
         """Drop decisions before ``t_s`` (the buffer no longer holds that audio)."""
         drop = min(max(int(t_s / FRAME_S) - self._first, 0), len(self._flags))
         del self._flags[:drop]
         self._first += drop
-        self._onsets = [o for o in self._onsets if o[0] >= self._first]
