@@ -236,18 +236,3 @@ def test_a_short_tail_after_a_pause_keeps_the_speakers_language():
         ("Oui.", "fr"),
     ]
     assert all(start < 1.7 for start, _, _ in window.identified)  # the tail was not identified
-
-
-def test_an_utterance_is_identified_without_the_pause_before_it():
-    """A step that takes a long pause and the next speaker's first words at once (it fell
-    behind) identifies them on their audio and a lead-in, not on seconds of silence."""
-    window = ConversationWindow()
-    stepper, _ = make(window=window, languages=("en", "fr"), language=None, lead_in_s=0.5)
-    audio = speech_audio(12.0, window.script)
-    stepper.insert_audio(audio[: 5 * RATE], 5.0)
-    words = stepper.process(5.0)
-    stepper.insert_audio(audio[5 * RATE : 11 * RATE], 11.0)  # 4 s of pause, then speech
-    words += stepper.process(11.0) + stepper.finish()
-    assert [(w.text, w.language) for w in words] == [(t, lang) for t, _, _, lang in TURNS]
-    french = [(start, lang) for start, _, lang in window.identified if lang == "fr"]
-    assert french and all(8.4 <= start <= 8.6 for start, _ in french)

@@ -212,18 +212,6 @@ class StreamingTranscriber:
                 self.language = None
         return out
 
-    def _cut_before_speech(self) -> list[Word]:
-        """Conversation: drop the pause before an utterance's speech but a lead-in. Whisper
-        names the language of a short utterance after seconds of silence worse (a Spanish
-        one as English at 0.64, at 0.99 Spanish with the lead-in alone)."""
-        at = max(self._start_s, self.policy.last_end_s)
-        # (past the last words' speech, when their end was timed a little early)
-        quiet = self.track.next_s(at, speech=False)
-        onset = None if quiet is None else self.track.next_s(quiet if quiet - at <= 0.3 else at)
-        if onset is None or onset - self.options.lead_in_s <= self._start_s:
-            return []
-        return self._cut(onset - self.options.lead_in_s)
-
     def _identify(self, complete: bool) -> bool:
         """Conversation: (re)identify the utterance's language among the pair from its
         audio so far, until a word of it is committed. False: too little speech yet.
@@ -266,15 +254,13 @@ class StreamingTranscriber:
         # After a long pause (or at the end) the hypothesis holds the whole
         # utterance: commit it now instead of waiting for a second opinion.
         complete = final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s
-        early: list[Word] = []
-        if opts.languages and not self._identified:
-            early = self._cut_before_speech()
-            if not self._identify(complete):
-                return early  # the utterance's language is not known yet: nothing to decode
+        if opts.languages:
+            if not self._identified and not self._identify(complete):
+                return []  # the utterance's language is not known yet: nothing to decode
         elif self.language is None:
             self.language = self.window.detect_language(self._audio)
             log.info("detected language: %s", self.language)
-        out = early + (
+        out = (
             self._continue(complete) if isinstance(self.policy, AlignAtt) else self._agree(complete)
         )
         self.steps += 1

@@ -120,15 +120,6 @@ class SpeechTrack:
         hi = max(int(np.ceil(end_s / FRAME_S)) - self._first, 0)
         return sum(self._flags[lo:hi]) * FRAME_S
 
-    def next_s(self, start_s: float, speech: bool = True) -> float | None:
-        """Start of the first frame kept at or after ``start_s`` that is speech (or,
-        ``speech`` False, silence), or None."""
-        lo = max(int(start_s / FRAME_S) - self._first, 0)
-        for i in range(lo, len(self._flags)):
-            if self._flags[i] == speech:
-                return (self._first + i) * FRAME_S
-        return None
-
     def last_speech_end_s(self) -> float | None:
         """End of the latest speech frame kept, or None."""
         for i in range(len(self._flags) - 1, -1, -1):
