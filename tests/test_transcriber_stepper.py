@@ -175,32 +175,21 @@ class ConversationWindow(ScriptedWindow):
     """Identifies the language of the scripted words in the audio given; ``wrong_first``:
     the first identification names the other language of the pair."""
 
-    def __init__(self, turns=TURNS, wrong_first=False, sure=1.0, decoded=0.0):
+    def __init__(self, turns=TURNS, wrong_first=False):
         super().__init__([(t, s, e) for t, s, e, _ in turns])
         self.turns = turns
         self.wrong_first = wrong_first
-        self.sure = sure  # the probability its language token gives what it names
-        self.decoded = decoded  # how much better the spoken language decodes than the other
         self.identified = []  # (audio start, end, language named)
-        self.scored = []  # languages decoded for a second opinion
 
-    def _spoken(self, audio, among):
+    def detect_language(self, audio, among=()):
         end = self.stepper.buffer_end_s
         start = end - len(audio) / RATE
         heard = [lang for _, s, e, lang in self.turns if e > start and s < end]
-        return start, end, heard[0] if heard else among[0]
-
-    def identify(self, audio, among=()):
-        start, end, language = self._spoken(audio, among)
+        language = heard[0] if heard else among[0]
         if self.wrong_first and not self.identified:
             language = next(code for code in among if code != language)
         self.identified.append((start, end, language))
-        return language, self.sure
-
-    def decoding_score(self, audio, language):
-        self.scored.append(language)
-        spoken = self._spoken(audio, self.stepper.options.languages)[2]
-        return -0.5 + (self.decoded if language == spoken else 0.0)
+        return language
 
 
 def test_a_conversation_identifies_each_utterances_language():
@@ -247,23 +236,3 @@ def test_a_short_tail_after_a_pause_keeps_the_speakers_language():
         ("Oui.", "fr"),
     ]
     assert all(start < 1.7 for start, _, _ in window.identified)  # the tail was not identified
-
-
-@pytest.mark.parametrize(
-    ("sure", "decoded", "first", "second_opinion"),
-    [
-        (0.999, 1.0, "fr", False),  # sure: no second opinion, the wrong guess holds
-        (0.97, 0.5, "en", True),  # unsure, English decodes much better: English
-        (0.97, 0.1, "fr", True),  # unsure, but English decodes only a little better
-    ],
-)
-def test_an_unsure_identification_is_checked_by_decoding_in_each_language(
-    sure, decoded, first, second_opinion
-):
-    turns = [("Hello", 0.3, 1.0, "en"), ("there.", 1.1, 1.7, "en")]
-    window = ConversationWindow(turns, wrong_first=True, sure=sure, decoded=decoded)
-    stepper, _ = make(window=window, languages=("en", "fr"), language=None)
-    stepper.insert_audio(speech_audio(1.8, window.script), 1.8)
-    stepper.process(1.8)  # the first identification (1.3 s of speech)
-    assert window.languages[0] == first
-    assert (sorted(window.scored) == ["en", "fr"]) == second_opinion

@@ -40,14 +40,6 @@ from juno.transcriber.words import Word
 log = logging.getLogger(__name__)
 
 POLICIES = ("alignatt", "local-agreement")
-# Conversation: below this probability (among the pair) Whisper's language token gets a
-# second opinion: the buffer decoded in each language, and the other is taken where it
-# scores better by more than DECODE_MARGIN (mean log probability per token). On a second
-# of speech Whisper base's token named English for 9 of 30 French, German and Spanish
-# development clips (at 0.96-0.995); with the decodings' opinion, for 5, and it named
-# none of the 45 English clips (each against each language) wrong.
-SURE = 0.995
-DECODE_MARGIN = 0.2
 
 
 @dataclass(frozen=True)
@@ -237,13 +229,7 @@ class StreamingTranscriber:
                 return True
         # The whole buffer: it starts at the last sentence's end, so it holds this utterance
         # (and a pause), and its encoding serves the step's decoding too.
-        language, p = self.window.identify(self._audio, opts.languages)
-        if p < SURE:
-            other = next(code for code in opts.languages if code != language)
-            score = self.window.decoding_score(self._audio, language)
-            if self.window.decoding_score(self._audio, other) - score > DECODE_MARGIN:
-                log.debug("%s at %.3f, but %s decodes better", language, p, other)
-                language = other
+        language = self.window.detect_language(self._audio, opts.languages)
         self.identifications += 1
         if language != self.language:
             log.info("utterance language: %s", language)

@@ -143,26 +143,11 @@ class WhisperWindow:
 
     def detect_language(self, audio: np.ndarray, among: tuple[str, ...] = ()) -> str:
         """The most probable language of ``audio`` (ISO 639-1), of ``among`` if given."""
-        return self.identify(audio, among)[0]
-
-    def identify(self, audio: np.ndarray, among: tuple[str, ...] = ()) -> tuple[str, float]:
-        """The most probable language of ``audio`` (of ``among`` if given) and its
-        probability (among ``among``: of those languages alone, summed to 1)."""
         features, _ = self.encode(audio, self.fit_context)
         _, probs = self.model.detect_language(features)
         if among:
-            probs = {code: probs.get(code, 0.0) for code in among}
-        language = max(probs, key=probs.get)
-        total = sum(probs.values())
-        return language, probs[language] / total if total > 0 else 0.0
-
-    def decoding_score(self, audio: np.ndarray, language: str) -> float:
-        """Mean log probability per token of ``audio`` decoded greedily as ``language``
-        (no prompt): speech decoded in a language it is not in scores lower."""
-        features, content_frames = self.encode(audio, self.fit_context)
-        result, _ = self._decode(features, content_frames, language, "")
-        self.generated_tokens += len(result.tokens)
-        return result.avg_logprob
+            return max(among, key=lambda code: probs.get(code, 0.0))
+        return max(probs, key=probs.get)
 
     def transcribe(
         self, audio: np.ndarray, language: str, prompt: str = "", full_context: bool = False
