@@ -153,18 +153,22 @@ def conversation_run(
     heard.audio_s = stats.audio_s
     by_time: list[list[str]] = [[] for _ in turns]
     owners = turns_by_text(turns, [e.word.text for e in emissions])
-    for e, i in zip(emissions, owners, strict=True):
-        if i is None:
-            i = _turn_of(turns, e.word.end_s)
+    for e, owner in zip(emissions, owners, strict=True):
+        at = _turn_of(turns, e.word.end_s)
+        i = at if owner is None else owner
         heard.words[i].append(e.word.text)
         heard.languages[i].append(e.word.language)
         heard.lags[i].append(e.emitted_s - e.word.end_s)
-        by_time[_turn_of(turns, e.word.end_s)].append(e.word.language)
-    right_by_time = [
+        by_time[at].append(e.word.language)
+    return heard, stepper.identifications, _identified_right(turns, by_time)
+
+
+def _identified_right(turns: list[Turn], languages: list[list[str]]) -> list[bool]:
+    """Per turn: it has words, and all of them carry its language."""
+    return [
         bool(langs) and all(lang == t.language for lang in langs)
-        for t, langs in zip(turns, by_time, strict=True)
+        for t, langs in zip(turns, languages, strict=True)
     ]
-    return heard, stepper.identifications, right_by_time
 
 
 def turns_by_text(turns: list[Turn], words: list[str]) -> list[int | None]:
@@ -232,10 +236,7 @@ def speech_part(model, cfg, args, other: str, mode: str) -> list[list[str]]:
         model, cfg, turns, audio, ("en", other), mode, chunk_s
     )
     alone = one_way_run(model, cfg, turns, mode, chunk_s, args.pause)
-    right = [
-        bool(langs) and all(lang == t.language for lang in langs)
-        for t, langs in zip(turns, conv.languages, strict=True)
-    ]
+    right = _identified_right(turns, conv.languages)
     for i, turn in enumerate(turns):
         if not right[i]:  # which words were heard in the other language (or none at all)
             heard = [
