@@ -106,6 +106,10 @@ class TranslateConfig:
     # With read_on_end: the most source words read in a row because the model would end
     # early; after them it must go on writing (ending tokens are masked). 0 is no limit.
     end_reads: int = 1
+    # A writer behind the speaker (source words waiting beyond what the next word needs)
+    # reads them all, in one forward, before it writes on; wait-k stays the floor. Off, it
+    # reads one word per target word however far behind it is.
+    catch_up: bool = True
     # Example translations shown before the first sentence (few-shot); 0 for none.
     examples: int = 2
     # Never write a token that repeats an n-gram of the sentence's translation; 0 is off.

@@ -69,6 +69,7 @@ PAPER = {
     "examples": 0,
     "no_repeat_ngram": 0,
     "wait_k": 2,
+    "catch_up": False,  # sentences given whole are read on the schedule
 }
 ENGINE_KEYWORDS = ("examples_given", "logits_processors", "cache")
 

@@ -258,3 +258,27 @@ def test_the_pipelined_loop_writes_the_same_tokens(policy):
         written[pipelined] = (tokens, t.take_backs)
         assert t.cache.slots == t.prefix_slots  # every slot dispatched ahead was kept or undone
     assert written[True] == written[False]
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["synced", "pipelined"])
+def test_a_writer_catching_up_stays_exact(pipelined):
+    """Words arriving in bursts while the writer writes: each burst is read in one chunk
+    at the next word boundary, and every logit row still equals the reference pass."""
+    reads = {}
+    for catch_up in (False, True):
+        every_third_wants_to_end.calls = 0
+        t = recorder(
+            "source+16", pipelined, logits_processors=[every_third_wants_to_end], catch_up=catch_up
+        )
+        for sentence in ("the cat sat on the mat today", "a dog ran far away from home"):
+            words = sentence.split()
+            for burst in (words[:2], words[2:5], words[5:]):
+                t.feed(burst)
+                t.step()  # writes what the words read allow, then starves
+            t.finish()
+        assert len(t.diffs) >= 8
+        assert max(t.diffs) <= TOLERANCE, max(t.diffs)
+        assert all(t.agree)
+        reads[catch_up] = t.stats.source_reads
+    # Caught up, a burst is one read where the schedule reads word by word.
+    assert reads[True] < reads[False], reads

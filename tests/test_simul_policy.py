@@ -121,6 +121,72 @@ def test_sentence_end_writes_to_the_end_and_allows_eos():
     assert s.words == [("Bonjour", 2), ("à", 2), ("tous", 2)]
 
 
+def test_a_writer_behind_the_speaker_reads_every_word_that_arrived_at_a_word_boundary():
+    s = make(2, ["Le", " chat", " dort", " bien", ".", "<eos>"], catch_up=True)
+    s.policy.add_source(2)
+    assert s.run() is Action.WAIT
+    assert s.log == ["R1", "R2", "H", "SLe", "Schat"]  # " chat" held: word 1 needs a third
+    s.policy.add_source(3)  # three words came while it wrote
+    s.run()
+    # All three read at once, before " chat" is fed: each word then sees them all.
+    assert s.log[5:9] == ["R3", "R4", "R5", "Sdort"]
+    assert s.words == [("Le", 2), ("chat", 5), ("dort", 5), ("bien.", 5)]
+    s.policy.end_source()
+    assert s.run() is Action.FINISH
+    assert s.log[-2:] == ["R$", "EOS"]
+
+
+def test_a_whole_sentence_is_read_whole_when_catching_up():
+    s = make(1, ["Le", " chat", ".", "<eos>"], catch_up=True)
+    s.policy.add_source(2)
+    s.policy.end_source()
+    assert s.run() is Action.FINISH
+    assert s.log == ["R1", "R2", "R$", "H", "SLe", "Schat", "S.", "EOS"]
+
+
+def test_catching_up_reads_nothing_in_the_middle_of_a_word():
+    s = make(1, ["Bon", "jour", " à", " tous", "<eos>"], catch_up=True)
+    s.policy.add_source(1)
+    s.run()  # "Bon" fed, "jour" sampled and fed, " à" held: word 1 needs a second read
+    assert s.log == ["R1", "H", "SBon", "Sjour", "Sà"]
+    s = make(1, ["Bon", "jour", " à", "<eos>"], catch_up=True)
+    s.policy.add_source(1)
+    p = s.policy
+    for action in ("R", "H", "S"):  # read, header, sample "Bon" (held: a boundary)
+        s.log.append(action)
+        if action == "R":
+            p.on_read()
+        elif action == "H":
+            p.on_started()
+        else:
+            p.on_token(0, "Bon", False)
+    p.add_source(1)
+    assert p.next_action() is Action.READ  # before the word's first token is fed
+    p.on_read()
+    assert p.next_action() is Action.FEED
+    p.on_fed()
+    p.add_source(1)
+    assert p.next_action() is Action.SAMPLE  # "Bon" begun: "jour" first, no read
+    p.on_token(1, "jour", False)
+    assert p.next_action() is Action.FEED
+    p.on_fed()
+    p.on_token(2, " à", False)  # word 0 done, " à" held: a boundary again
+    assert p.next_action() is Action.READ
+
+
+def test_a_writer_that_keeps_up_reads_as_without_catching_up():
+    logs = []
+    for catch_up in (False, True):
+        s = make(2, ["Le", " chat", " dort", ".", "<eos>"], catch_up=catch_up)
+        for _ in range(3):  # one word at a time, each written before the next comes
+            s.policy.add_source(1)
+            s.run()
+        s.policy.end_source()
+        s.run()
+        logs.append((s.log, s.words))
+    assert logs[0] == logs[1]
+
+
 def test_eos_is_suppressed_while_more_source_can_come():
     s = make(1, [])
     s.policy.add_source(1)

@@ -52,6 +52,8 @@ def _policy(
         "no_repeat_ngram": ngram,
         "read_on_sentence_end": mark,
         "end_reads": end_reads,
+        # A sentence given whole is read word by word on the wait-k schedule.
+        "catch_up": False,
     }
 
 
@@ -175,6 +177,8 @@ def _translator(model, tokenizer, cfg: Config, target: str, cache=None, **change
     from juno.simul.options import TranslateOptions
     from juno.simul.speculative import load_drafter
 
+    # Sentences are given whole: read on the wait-k schedule, not all at once.
+    changes = {"catch_up": False, **changes}
     options = dataclasses.replace(
         TranslateOptions.from_config(cfg, target), source_language="en", **changes
     )
@@ -636,6 +640,7 @@ def part_speculative(model, tokenizer, cfg: Config, args: argparse.Namespace, pa
             source_language="en",
             wait_k=k,
             draft="off",
+            catch_up=False,  # sentences given whole, read on the schedule
         )
 
     def timed_stream(translator):

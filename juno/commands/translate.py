@@ -12,6 +12,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from juno.config import Config, add_flag
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     tc = cfg.translate
     model, tokenizer, _ = load_llm(tc.model, cfg, tc.adapter)
     options = TranslateOptions.from_config(cfg)
+    if not args.words_per_second:
+        # Each sentence is given whole: it is read on the wait-k schedule, as live words
+        # would be by a writer that keeps up, not all at once.
+        options = replace(options, catch_up=False)
     drafter = load_drafter(options, cfg, tokenizer)
     translator = StreamingTranslator(model, tokenizer, options, drafter=drafter)
     out = _Printer(args.show_delays)

@@ -225,6 +225,7 @@ class StreamingTranslator:
             k=options.wait_k,
             max_tokens_per_word=options.max_tokens_per_word,
             max_words=options.max_words_per_sentence,
+            catch_up=options.catch_up,
         )
         if examples is None:
             examples = examples_for(
@@ -691,8 +692,10 @@ class Stats:
     target_s: float = 0.0  # decoding: feeding and sampling target tokens
     header_s: float = 0.0  # encoding the assistant header of each sentence
     forwards: int = 0  # model calls (a batch's call counts once for each of its rows)
+    source_reads: int = 0  # source chunks read (a writer catching up reads several words in one)
 
     def add_source(self, n: int, seconds: float) -> None:
+        self.source_reads += 1
         self.source_tokens += n
         self.source_s += seconds
 

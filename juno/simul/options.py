@@ -102,6 +102,9 @@ class TranslateOptions:
     read_on_sentence_end: bool = True
     # With read_on_end: the most early-end reads in a row (0: no limit).
     end_reads: int = 1
+    # A writer behind the speaker reads every source word that has arrived before it
+    # writes on (wait-k stays the floor); off, it reads one word per target word.
+    catch_up: bool = True
     # Example translations shown before the first sentence (few-shot).
     examples: int = 2
     # Never write a token that repeats an n-gram of the sentence's translation; 0 is off.

@@ -112,11 +112,18 @@ class WaitK:
     once the end of the sentence is read, writing goes on to the end (EOS or the
     word limit). Reading is lazy: a source word is read only when writing is not
     allowed, so a text fed all at once gets the same schedule as a live one.
+
+    ``catch_up``: a live writer that fell behind the speaker reads, at the next word
+    boundary, every source word that has arrived (and the sentence end, once it has)
+    before it writes on: one forward for all of them instead of one per target word.
+    Wait-k stays the floor; a writer that keeps up reads each word as it comes, as
+    without it. A text fed all at once then reads it whole, as offline.
     """
 
     k: int
     max_tokens_per_word: int = 50
     max_words: int | None = None  # per sentence; None: the runaway guard
+    catch_up: bool = False  # read every word that has arrived at a word boundary
     available: int = 0  # source words received for this sentence
     read: int = 0  # source words encoded
     source_ended: bool = False  # the sentence end was announced
@@ -179,6 +186,11 @@ class WaitK:
             # Nothing more to write: skip the unread rest once the sentence is complete.
             return Action.FINISH if self.source_ended else Action.WAIT
         if self.may_write():
+            if self.catch_up and self._at_word_boundary():
+                if self.read < self.available:
+                    return Action.READ
+                if self.source_ended and not self.end_read:
+                    return Action.READ_END
             if not self.started:
                 return Action.START
             return Action.FEED if self.held is not None else Action.SAMPLE
@@ -187,6 +199,11 @@ class WaitK:
         if self.source_ended and not self.end_read:
             return Action.READ_END
         return Action.WAIT
+
+    def _at_word_boundary(self) -> bool:
+        """No target word in progress: none begun, or only its first token sampled
+        (held, not yet fed)."""
+        return not self.word_tokens or (self.held is not None and len(self.word_tokens) == 1)
 
     # -- reports from the engine -------------------------------------------
 
