@@ -95,3 +95,34 @@ def test_speed_part_times_both_loops_and_mlx_lm(tiny_llm, capsys):
     for row in ("pipelined", "synced", "stream_generate"):  # (the table wraps at 80 columns)
         assert row in out
     assert "target word" in out and "model call" in out
+
+
+def test_catch_up_part_runs_both_readings(tiny_llm, capsys):
+    """Both rows on a tiny model spoken fast: catching up reads fewer chunks."""
+    args = ["bench", "translate", "--model", str(tiny_llm), "--parts", "catch-up"]
+    args += ["--pairs", "en-fr", "--catch-up-sentences", "2", "--catch-up-rate", "1000"]
+    args += ["--set", "translate.examples=0", "--set", "translate.max_tokens_per_word=3"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if "en→fr" in line]
+    assert len(rows) == 2 and "lazy" in rows[0] and "catch up" in rows[1]
+    reads = [int(line.split("│")[-3]) for line in rows]
+    assert reads[1] < reads[0], reads  # 1000 words/s: everything waits, read in one go
+
+
+def test_sentence_lags_are_from_arrival_to_the_first_word_written_after_reading():
+    from juno.bench.catch_up import sentence_lags
+    from juno.eval.timeline import Arrival, Written
+
+    arrivals = [Arrival(1.0, "a"), Arrival(2.0, "b"), Arrival(3.0, "c", True)]
+    written = [Written("x", 2.5, 2), Written("y", 3.25, 3), Written("z", 3.5, 3)]
+    assert sentence_lags(arrivals, written) == [1.5, 0.5, 0.25]
+    assert sentence_lags(arrivals, written[:1]) == [1.5, 0.5]  # "c": nothing after it
+
+
+@pytest.mark.parametrize("options", [["--catch-up-rate", "0"], ["--catch-up-sentences", "0"]])
+def test_bad_catch_up_options_fail_before_the_model_loads(options, tmp_path, capsys):
+    args = ["bench", "translate", "--model", str(tmp_path / "none"), "--parts", "catch-up"]
+    assert main([*args, *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--catch-up-rate must be positive" in err[0]

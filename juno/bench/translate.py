@@ -13,7 +13,9 @@ Parts (``--parts``, all by default), on the first FLORES-200 dev sentences:
 - memory: peak memory and cache size after 10 and after N sentences of one session;
 - speculative: drafting writers against the plain one (``juno.simul.speculative``);
 - targets: several target languages as one batch against each alone
-  (:mod:`juno.bench.targets`).
+  (:mod:`juno.bench.targets`);
+- catch-up: a writer behind a speaker, reading lazily against catching up
+  (:mod:`juno.bench.catch_up`).
 
 On 2 shared CPU cores the 0.5B model decodes a few tokens per second, so the
 defaults are small (roughly 45 minutes on 2 idle cores, over an hour when they
@@ -39,7 +41,7 @@ from juno.errors import JunoError
 from juno.paths import flores_dev, flores_pairs
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
-PARTS = ("cost", "baseline", "speed", "quality", "memory", "speculative", "targets")
+PARTS = ("cost", "baseline", "speed", "quality", "memory", "speculative", "targets", "catch-up")
 
 
 def _policy(
@@ -155,6 +157,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--targets-sentences", type=int, default=10, help="targets: FLORES sentences")
     p.add_argument(
         "--targets-start", type=int, default=0, help="targets: first FLORES dev line (0-based)"
+    )
+    p.add_argument("--catch-up-sentences", type=int, default=30, help="catch-up: FLORES sentences")
+    p.add_argument(
+        "--catch-up-start", type=int, default=100, help="catch-up: first FLORES dev line (0-based)"
+    )
+    p.add_argument(
+        "--catch-up-rate", type=float, default=2.5, help="catch-up: words spoken per second"
     )
     p.add_argument(
         "--mac-cost-ratio",
@@ -735,6 +744,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 args.hyps.write_text("", encoding="utf-8")
             except OSError as e:
                 raise JunoError(f"--hyps: cannot write {args.hyps}: {e.strerror}") from None
+    if "catch-up" in parts and (args.catch_up_rate <= 0 or args.catch_up_sentences < 1):
+        raise JunoError("--catch-up-rate must be positive and --catch-up-sentences at least 1")
     if args.shapes:
         return _run_shapes(args, cfg, parts)
     model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
@@ -768,6 +779,19 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             args.targets_start,
             wide,
             args.memory_sentences,
+        )
+    if "catch-up" in parts:
+        from juno.bench.catch_up import part_catch_up
+
+        part_catch_up(
+            model,
+            tokenizer,
+            cfg,
+            flores_pairs(args.pairs),
+            args.catch_up_start,
+            args.catch_up_sentences,
+            args.catch_up_rate,
+            wide,
         )
     if "memory" in parts:
         part_memory(
