@@ -166,6 +166,41 @@ def preload_blas() -> str | None:
     return path
 
 
+def set_blas_threads(n: int) -> bool:
+    """Run this process's OpenBLAS matmuls on ``n`` threads; False where Juno loaded no
+    OpenBLAS (a GPU, macOS, ``JUNO_BLAS=0``), and nothing changes."""
+    if _blas_path is None:
+        return False
+    ctypes.CDLL(_blas_path).openblas_set_num_threads(max(1, int(n)))
+    return True
+
+
+def blas_threads() -> int | None:
+    """The threads this process's OpenBLAS runs on; None without OpenBLAS."""
+    if _blas_path is None:
+        return None
+    return int(ctypes.CDLL(_blas_path).openblas_get_num_threads())
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def share_cores(threads: int = 0) -> int | None:
+    """For a model stage of the pipeline (the transcriber, the translator): its BLAS
+    threads, ``threads``, or with 0 half the cores, so that each of the two has its own
+    instead of both spinning on all of them. None without OpenBLAS (nothing to share)."""
+    n = threads or max(1, cores() // 2)
+    if not set_blas_threads(n):
+        return None
+    log.info("OpenBLAS on %d thread%s (%d cores)", n, "s" * (n != 1), cores())
+    return n
+
+
 def blas_path() -> str | None:
     """The OpenBLAS library loaded into this process, if any."""
     return _blas_path

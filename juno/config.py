@@ -82,6 +82,9 @@ class TranscribeConfig:
     min_word_probability: float = 0.5
     # AlignAtt: the longest such a word waits, in seconds of audio heard after it.
     doubtful_wait_s: float = 1.0
+    # CPU backend: the transcribe process's BLAS threads in `juno run`; 0 gives it half
+    # the cores, the translate process the other half.
+    cpu_threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,9 @@ class TranslateConfig:
     system_prompt: str = (
         "Translate the following {source} text into {target}. Output only the translation."
     )
+    # CPU backend: the translate process's BLAS threads in `juno run`; 0 gives it half
+    # the cores, the transcribe process the other half.
+    cpu_threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -393,6 +399,9 @@ def check(config: Config, source: str = "config") -> None:
             f"{source}: conversation.pair: two different languages, like en,fr "
             f"(got {', '.join(pair) or 'none'})"
         )
+    for section in ("transcribe", "translate"):
+        if getattr(config, section).cpu_threads < 0:
+            raise JunoError(f"{source}: {section}.cpu_threads must be 0 (half the cores) or more")
     if config.conversation.identify_speech_s <= 0:
         raise JunoError(f"{source}: conversation.identify_speech_s must be positive")
     try:

@@ -16,6 +16,7 @@ import time
 
 import zmq
 
+from juno import backend
 from juno.config import Config
 from juno.errors import JunoError
 from juno.pipeline import bus, stage
@@ -62,6 +63,8 @@ def _transcribe(ctx: zmq.Context, control: stage.Control, args: argparse.Namespa
 
     # Sockets first: a taken port fails before the model loads.
     audio = bus.socket(ctx, zmq.PULL, bind=args.audio)
+    # The CPU backend: this stage's share of the cores (the other model stage has the rest).
+    backend.share_cores(cfg.transcribe.cpu_threads)
     out = _Emitter(
         bus.socket(ctx, zmq.PUSH, connect=args.words), bus.socket(ctx, zmq.XPUB, bind=args.source)
     )

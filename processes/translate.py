@@ -18,6 +18,7 @@ from dataclasses import replace
 
 import zmq
 
+from juno import backend
 from juno.config import Config
 from juno.pipeline import bus, stage
 from juno.pipeline.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
@@ -121,6 +122,8 @@ def _translate(ctx: zmq.Context, control: stage.Control, args: argparse.Namespac
 
     # Sockets first: a taken port fails before the model loads.
     words = bus.socket(ctx, zmq.PULL, bind=args.words)
+    # The CPU backend: this stage's share of the cores (the other model stage has the rest).
+    backend.share_cores(cfg.translate.cpu_threads)
     target = bus.socket(ctx, zmq.XPUB, bind=args.target)
     model, tokenizer, path = load_llm(cfg.translate.model, cfg, cfg.translate.adapter)
     targets = cfg.target_languages

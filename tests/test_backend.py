@@ -48,6 +48,30 @@ def test_a_cpu_machine_runs_float32_on_openblas(machine):
     assert line.startswith("Linux") and "CPU, OpenBLAS" in line and line.endswith("float32")
 
 
+def test_a_model_stage_takes_half_the_cores_for_openblas(monkeypatch):
+    before = backend.blas_threads()
+    assert before is not None  # the tests run on the CPU backend, OpenBLAS loaded
+    try:
+        monkeypatch.setattr(backend, "cores", lambda: 4)
+        assert backend.share_cores(0) == 2 and backend.blas_threads() == 2
+        assert backend.share_cores(1) == 1 and backend.blas_threads() == 1
+        monkeypatch.setattr(backend, "cores", lambda: 1)
+        assert backend.share_cores(0) == 1  # never none
+    finally:
+        backend.set_blas_threads(before)
+    assert backend.blas_threads() == before
+
+
+def test_without_openblas_there_is_nothing_to_share(monkeypatch):
+    monkeypatch.setattr(backend, "_blas_path", None)
+    assert backend.share_cores(0) is None and backend.blas_threads() is None
+
+
+def test_a_negative_thread_count_is_a_config_error():
+    with pytest.raises(JunoError, match="translate.cpu_threads must be 0"):
+        load_config(None, [{"translate": {"cpu_threads": -1}}])
+
+
 @pytest.mark.parametrize(
     "cuda, nvidia, env, gpu",
     [
