@@ -82,6 +82,9 @@ class TranscribeConfig:
     min_word_probability: float = 0.5
     # AlignAtt: the longest such a word waits, in seconds of audio heard after it.
     doubtful_wait_s: float = 1.0
+    # AlignAtt: an utterance's first words wait until this much of its speech is heard
+    # (Whisper guesses on a second or less); 0 commits from the first step.
+    onset_speech_s: float = 0.0
     # CPU backend: the transcribe process's BLAS threads in `juno run`; 0 gives it half
     # the cores, the translate process the other half.
     cpu_threads: int = 0

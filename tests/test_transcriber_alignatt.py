@@ -225,3 +225,25 @@ def test_the_median_filter_equals_mlx_whispers(shape):
     x = np.random.default_rng(len(shape)).standard_normal(shape).astype(np.float32)
     x[..., ::5] = 0.5  # ties
     assert np.array_equal(median_filter7(x), median_filter(x, 7))
+
+
+def test_an_utterances_first_words_wait_for_its_onset_speech():
+    # Words every 0.5 s (0.4 s of speech each), sentences of 8 words, 1.5 s apart.
+    script = []
+    for sentence in range(3):
+        at = sentence * 5.5
+        script += [(f"s{sentence}w{i}", at + 0.5 * i, at + 0.5 * i + 0.4) for i in range(8)]
+        script[-1] = (script[-1][0] + ".", *script[-1][1:])
+    emitted = {}
+    for onset in (0.0, 2.0):
+        stepper, window = make(script, onset_speech_s=onset)
+        out = list(replay(stepper, speech_audio(17.0, script), chunk_s=0.1))
+        assert [e.word.text for e in out] == [t for t, _, _ in script]
+        emitted[onset] = {e.word.text: e.emitted_s for e in out}
+    for sentence in range(3):
+        first = f"s{sentence}w0"
+        # 2 s of speech: five words (0.4 s each) are heard before anything is committed.
+        assert emitted[2.0][first] >= sentence * 5.5 + 2.0 + 0.4
+        assert emitted[0.0][first] < emitted[2.0][first]
+        # Later in the sentence the commits come as without the rule.
+        assert emitted[2.0][f"s{sentence}w6"] == emitted[0.0][f"s{sentence}w6"]

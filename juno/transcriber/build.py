@@ -24,6 +24,7 @@ def stream_options(cfg: Config) -> StreamOptions:
         frame_threshold=t.frame_threshold,
         min_word_probability=t.min_word_probability,
         doubtful_wait_s=t.doubtful_wait_s,
+        onset_speech_s=t.onset_speech_s,
         languages=tuple(cfg.pair),
         identify_speech_s=cfg.conversation.identify_speech_s,
     )

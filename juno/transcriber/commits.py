@@ -40,6 +40,12 @@ class CommitLog:
         """Committed words whose audio is still in the buffer."""
         return list(self._in_buffer)
 
+    @property
+    def at_sentence_start(self) -> bool:
+        """Nothing committed yet, or the last committed word ended a sentence."""
+        last = self._in_buffer[-1] if self._in_buffer else (self._before or [None])[-1]
+        return last is None or last.sentence_end
+
     def flush(self) -> list[Word]:
         """Commit the pending words as they are; the last one ends a sentence."""
         words, self._pending = self._pending, []

@@ -70,6 +70,8 @@ class StreamOptions:
     min_word_probability: float = 0.5
     # AlignAtt: the longest such a word waits, in seconds of audio heard after it.
     doubtful_wait_s: float = 1.0
+    # AlignAtt: an utterance's first words wait until this much of its speech is heard.
+    onset_speech_s: float = 0.0
     # A conversation's languages (ISO 639-1): each utterance's is identified among them.
     languages: tuple[str, ...] = ()
     # Conversation: speech heard before an utterance's language is first identified.
@@ -288,6 +290,9 @@ class StreamingTranscriber:
         """AlignAtt: decode past the committed words; commit what was heard in full."""
         assert isinstance(self.policy, AlignAtt)
         unheard_s = self.buffer_end_s - max(self._start_s, self.policy.last_end_s)
+        heard = self.track.speech_s(max(self._start_s, self.policy.last_end_s), self.buffer_end_s)
+        if not complete and self.policy.at_sentence_start and heard < self.options.onset_speech_s:
+            return []  # an utterance's first words: too little of it heard to decode yet
         speech_end = self.track.last_speech_end_s()
         stop = alignatt.stop_s(
             self.buffer_s,
@@ -304,7 +309,6 @@ class StreamingTranscriber:
             int(MAX_TOKENS_PER_S * unheard_s) + 8,
         )
         words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
-        heard = self.track.speech_s(max(self._start_s, self.policy.last_end_s), self.buffer_end_s)
         if guards.too_many_for_speech(words, heard):
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
             words = []
