@@ -54,8 +54,6 @@ def _policy(
         "no_repeat_ngram": ngram,
         "read_on_sentence_end": mark,
         "end_reads": end_reads,
-        # A sentence given whole is read word by word on the wait-k schedule.
-        "catch_up": False,
     }
 
 

@@ -155,11 +155,6 @@ def stream_generate(
         raise JunoError("stream_generate needs a prompt or a source_queue (one of them)")
     if max_new_words is not None and max_new_words < 1:
         raise JunoError(f"max_new_words must be at least 1, got {max_new_words}")
-    options = options or TranslateOptions()
-    if prompt is not None:
-        # The whole text at once: read on the wait-k schedule, as a writer that keeps up
-        # with a live speaker reads it, not all at once.
-        options = replace(options, catch_up=False)
     translator = StreamingTranslator(
         model,
         tokenizer,
@@ -173,6 +168,9 @@ def stream_generate(
             repetition_penalty=repetition_penalty,
             source_language=source_language,
             target_language=target_language,
+            # The whole text at once: read on the wait-k schedule, as a writer that keeps
+            # up with a live speaker reads it, not all at once.
+            catch_up=False if prompt is not None else None,
         ),
     )
     if source_queue is None:  # the whole text, cut into words and sentences as a queue's
