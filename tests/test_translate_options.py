@@ -19,7 +19,8 @@ def test_the_defaults_are_the_configs():
     # Every option the config has, it takes from the config.
     section = {f.name for f in fields(config.TranslateConfig)}
     shared = {f.name for f in fields(TranslateOptions)} & section
-    assert shared == section - {"model", "adapter", "cpu_threads"}  # (the process's, not the writer's)
+    # (cpu_threads is the process's, not the writer's)
+    assert shared == section - {"model", "adapter", "cpu_threads"}
 
 
 def test_from_config_takes_languages_and_keys():

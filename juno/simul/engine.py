@@ -412,7 +412,7 @@ class StreamingTranslator:
                 tokens += self.prompt.footer
                 policy.on_read_end()
             action = policy.next_action()
-        self._drop_drafts()  # target tokens after this read must see it
+        self._drop_drafts(withdrawn=True)  # target tokens after this read must see it
         if self.drafter is not None:
             self.drafter.on_source(tokens, self._target_ids)
         yield Forward(Stream.SOURCE, tokens, kind="source")
@@ -665,8 +665,15 @@ class StreamingTranslator:
                 return drafts[:i]
         return drafts
 
-    def _drop_drafts(self) -> None:
-        """Roll the drafts not (yet) sampled out of the cache."""
+    def _drop_drafts(self, withdrawn: bool = False) -> None:
+        """Roll the drafts not (yet) sampled out of the cache. ``withdrawn``: a source read
+        comes first (a writer catching up), so they were neither accepted nor rejected."""
+        if self._pending and withdrawn:
+            n = len(self._pending)
+            proposed, accepted = self._round
+            self._round = (proposed - n, accepted)
+            self.draft_stats.proposed -= n
+            self.draft_stats.withdrawn += n
         if self._pending:
             self.cache.rollback(len(self._pending))
             del self._target_ids[-len(self._pending) :]

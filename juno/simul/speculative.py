@@ -83,8 +83,9 @@ class DraftStats:
     """Acceptance and cost of the drafts of one writer."""
 
     rounds: int = 0  # forwards that carried drafts
-    proposed: int = 0
+    proposed: int = 0  # drafts the writer decided on (accepted or not)
     accepted: int = 0
+    withdrawn: int = 0  # drafts rolled back unread: a source read came first (catching up)
     draft_s: float = 0.0  # time spent proposing
     verify_s: float = 0.0  # time of the forwards that carried drafts
     accepted_lengths: list[int] = field(default_factory=list)
@@ -103,6 +104,7 @@ class DraftStats:
             "draft_rounds": self.rounds,
             "drafted": self.proposed,
             "accepted": self.accepted,
+            "withdrawn": self.withdrawn,
             "acceptance": round(self.acceptance, 3),
             "mean_accepted": round(self.mean_accepted, 2),
             "draft_s": round(self.draft_s, 3),
