@@ -85,6 +85,8 @@ class TranscribeConfig:
     # AlignAtt: an utterance's first words wait until this much of its speech is heard
     # (Whisper guesses on a second or less); 0 commits from the first step.
     onset_speech_s: float = 0.0
+    # AlignAtt: beams of the decoding; 1 decodes greedily.
+    beam_size: int = 1
     # CPU backend: the transcribe process's BLAS threads in `juno run`; 0 gives it half
     # the cores, the translate process the other half.
     cpu_threads: int = 0
@@ -402,6 +404,8 @@ def check(config: Config, source: str = "config") -> None:
             f"{source}: conversation.pair: two different languages, like en,fr "
             f"(got {', '.join(pair) or 'none'})"
         )
+    if config.transcribe.beam_size < 1:
+        raise JunoError(f"{source}: transcribe.beam_size must be 1 (greedy) or more")
     for section in ("transcribe", "translate"):
         if getattr(config, section).cpu_threads < 0:
             raise JunoError(f"{source}: {section}.cpu_threads must be 0 (half the cores) or more")

@@ -55,8 +55,9 @@ def make_transcriber(model: Any, cfg: Config, **overrides: Any) -> StreamingTran
 
     ``overrides`` replace StreamOptions fields (the benchmark sets the language).
     """
+    t = cfg.transcribe
     window = WhisperWindow(
-        model, fit_context=cfg.transcribe.fit_audio_ctx, context_pad_s=pad_s(cfg)
+        model, fit_context=t.fit_audio_ctx, context_pad_s=pad_s(cfg), beams=t.beam_size
     )
     track = SpeechTrack(make_detector(cfg.transcribe.vad))
     return StreamingTranscriber(window, track, replace(stream_options(cfg), **overrides))

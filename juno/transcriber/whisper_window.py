@@ -27,6 +27,7 @@ from mlx_whisper.timing import (
 )
 from mlx_whisper.tokenizer import Tokenizer, get_tokenizer
 
+from juno.errors import JunoError
 from juno.transcriber.alignatt import FRAMES_PER_S, attended_frame, reached_end
 from juno.transcriber.guards import COMPRESSION_RATIO_MAX, loop_start
 from juno.transcriber.words import Word, normalize
@@ -96,10 +97,20 @@ class Continuation:
 class WhisperWindow:
     """Transcribes windows of up to 30 s of 16 kHz audio with word timestamps."""
 
-    def __init__(self, model: nn.Module, fit_context: bool = True, context_pad_s: float = 6.0):
+    def __init__(
+        self,
+        model: nn.Module,
+        fit_context: bool = True,
+        context_pad_s: float = 6.0,
+        beams: int = 1,
+    ):
         """``fit_context`` runs the encoder on the audio plus ``context_pad_s`` of
-        padding instead of on a full 30 s window."""
+        padding instead of on a full 30 s window; ``beams`` is AlignAtt's beam
+        width (1: greedy)."""
+        if beams < 1:
+            raise JunoError(f"transcribe.beam_size must be 1 (greedy) or more, not {beams}")
         fit_encoder(model)
+        self.beams = beams
         self.model = model
         self.fit_context = fit_context
         self.context_pad_s = context_pad_s
@@ -205,11 +216,16 @@ class WhisperWindow:
         stop_s: float,
         max_new_tokens: int,
     ) -> Continuation:
-        """AlignAtt's step: one greedy decoding of ``audio`` that first reproduces
-        the ``forced`` tokens (the committed words in the buffer), then emits new
+        """AlignAtt's step: one decoding of ``audio`` that first reproduces the
+        ``forced`` tokens (the committed words in the buffer), then emits new
         tokens until end of text, ``max_new_tokens``, or a token whose
         alignment-head attention falls at or past ``stop_s`` (seconds from the
         window's start; that token is dropped).
+
+        Greedy with one beam; with ``beams`` > 1, a beam search in lockstep
+        (:func:`_next_beams`) in which the best-scoring continuation decides,
+        as the one greedy token does: end of text ends the decoding, and a
+        token of a hypothesis whose attention reached the stop point stops it.
 
         Word times come from the same attention (Whisper's DTW alignment), so
         the step costs one encoder pass and one decoder pass per new token.
@@ -225,56 +241,56 @@ class WhisperWindow:
         tokens = prefix + list(forced)
         logits, kv_cache, cross_qk = model.decoder(mx.array([tokens]), features[None])
         heads = [tuple(h) for h in model.alignment_heads.tolist()]
-        attention = [_head_rows(cross_qk, heads, positions)]
         # Only two rows of the prefix's logits matter: at the start of text (the
         # no-speech probability) and the last (the first new token).
         rows = mx.array([tokens.index(tokenizer.sot), len(tokens) - 1])
         ends = np.array(logits[0, rows].astype(mx.float32))
         sot_probs = _softmax(ends[0])
         no_speech_prob = float(sot_probs[tokenizer.no_speech]) if tokenizer.no_speech else 0.0
-        # Token probabilities make the new words' probabilities; the forced words
-        # are committed already, so theirs are never read.
-        probs = [1.0] * len(forced)
         suppress = _suppress_mask(tokenizer, model.dims.n_vocab)
-        row = ends[1]
-        new: list[int] = []
-        logprobs: list[float] = []
-        stopped = False
+        stop_frame = round(stop_s * FRAMES_PER_S)
+        beams = [_Beam([], 0.0, [], [_head_rows(cross_qk, heads, positions)[0]])]
+        scores = ends[1:] + suppress  # one row per beam
         limit = min(max_new_tokens, model.dims.n_text_ctx - len(tokens) - 1)
-        while len(new) < limit:
-            masked = row + suppress
-            if not forced and not new:
-                masked[tokenizer.eot] = -np.inf  # a window with speech says something
-            token = int(np.argmax(masked))
-            if token == tokenizer.eot:
+        chosen, stopped = beams[0], False
+        while len(beams[0].new) < limit:
+            if not forced and not beams[0].new:
+                scores[:, tokenizer.eot] = -np.inf  # a window with speech says something
+            logp = scores - np.logaddexp.reduce(scores, axis=-1, keepdims=True)
+            step = _next_beams(beams, logp, self.beams, tokenizer.eot, stop_frame)
+            if isinstance(step, _Stop):
+                chosen, stopped = beams[step.beam], step.reached_end
                 break
-            weights = np.concatenate(attention, axis=1)
-            if reached_end(attended_frame(weights), round(stop_s * FRAMES_PER_S)):
-                stopped = True
-                break
-            logp = masked - np.logaddexp.reduce(masked)
-            logprobs.append(float(logp[token]))
-            probs.append(float(np.exp(logp[token])))
-            new.append(token)
-            self.generated_tokens += 1
+            sources, beams = step
+            if sources != list(range(len(sources))):
+                index = mx.array(sources)
+                kv_cache = [((k[index], v[index]), cross) for (k, v), cross in kv_cache]
             logits, kv_cache, cross_qk = model.decoder(
-                mx.array([[token]]), features[None], kv_cache=kv_cache
+                mx.array([[b.new[-1]] for b in beams]), features[None], kv_cache=kv_cache
             )
-            attention.append(_head_rows(cross_qk, heads, positions))
-            row = np.array(logits[0, -1].astype(mx.float32))
+            attention = _head_rows(cross_qk, heads, positions)
+            for b, rows_b in zip(beams, attention, strict=True):
+                b.attention.append(rows_b)
+            scores = np.array(logits[:, -1].astype(mx.float32)) + suppress
+            chosen = beams[0]
+        new = chosen.new
+        self.generated_tokens += len(new)
         words: list[Word] = []
         if new:
             # Rows from the one that predicts the first text token through the
             # one that predicts what follows the last: Whisper's alignment matrix.
-            weights = np.concatenate(attention, axis=1)
+            weights = np.concatenate(chosen.attention, axis=1)
             text = list(forced) + new
             matrix = weights[:, text_from - 1 : text_from + len(text), :]
+            # Token probabilities make the new words' probabilities; the forced
+            # words are committed already, so theirs are never read.
+            probs = [1.0] * len(forced) + [float(np.exp(np.float32(p))) for p in chosen.logprobs]
             timings = _word_timings(tokenizer, text, matrix, probs)
             words = _new_words(timings, len(forced), language not in _NO_SPACES)
         return Continuation(
             words=words,
             no_speech_prob=no_speech_prob,
-            avg_logprob=float(np.mean(logprobs)) if logprobs else 0.0,
+            avg_logprob=float(np.mean(chosen.logprobs)) if chosen.logprobs else 0.0,
             reached_end=stopped,
         )
 
@@ -293,6 +309,70 @@ class WhisperWindow:
             fp16=self.dtype == mx.float16,
         )
         return decode(self.model, features, options), sample_len
+
+
+@dataclass
+class _Beam:
+    """One hypothesis of an AlignAtt decoding."""
+
+    new: list[int]  # tokens past the forced prefix
+    score: float  # their summed log probability
+    logprobs: list[float]  # each one's
+    # Alignment heads' attention, (heads, rows, positions) per decoder call; the
+    # last row is the one that predicts the next token.
+    attention: list[np.ndarray]
+    _frame: int | None = None
+
+    def attended_frame(self) -> int:
+        """The frame the row predicting the next token attends to (computed once)."""
+        if self._frame is None:
+            self._frame = attended_frame(np.concatenate(self.attention, axis=1))
+        return self._frame
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """The decoding ends on hypothesis ``beam``: end of text, or its attention at the stop."""
+
+    beam: int
+    reached_end: bool
+
+
+def _next_beams(
+    beams: list[_Beam], logp: np.ndarray, width: int, eot: int, stop_frame: int
+) -> _Stop | tuple[list[int], list[_Beam]]:
+    """One lockstep step of AlignAtt's beam search over ``logp`` (beams, vocab).
+
+    The best continuation of all decides, as the greedy token does: end of
+    text stops on its hypothesis, and so does any token of a hypothesis whose
+    attention is at or past ``stop_frame`` (the token is not emitted). Else
+    the ``width`` best continuations that neither end nor come from such a
+    hypothesis go on. Returns the stop, or each new beam's source index and
+    the new beams. With ``width`` 1 this is greedy decoding, token for token.
+    """
+    candidates = []  # (score, beam, token): ties go to the lower beam, then token
+    for i, (beam, row) in enumerate(zip(beams, logp, strict=True)):
+        n = min(width + 1, len(row))
+        top = np.argpartition(-row, n - 1)[:n]
+        for token in top[np.lexsort((top, -row[top]))]:
+            candidates.append((beam.score + float(row[token]), i, int(token)))
+    candidates.sort(key=lambda c: -c[0])
+    _, best, token = candidates[0]
+    if token == eot:
+        return _Stop(best, reached_end=False)
+    if reached_end(beams[best].attended_frame(), stop_frame):
+        return _Stop(best, reached_end=True)
+    sources, out = [], []
+    for score, i, token in candidates:
+        if token == eot or reached_end(beams[i].attended_frame(), stop_frame):
+            continue
+        b = beams[i]
+        sources.append(i)
+        out.append(_Beam(b.new + [token], score, b.logprobs + [float(logp[i, token])],
+                         list(b.attention)))  # fmt: skip
+        if len(out) == width:
+            break
+    return sources, out
 
 
 def _prefix(tokenizer: Tokenizer, prompt: str, n_text_ctx: int) -> list[int]:
@@ -319,8 +399,9 @@ def _softmax(x: np.ndarray) -> np.ndarray:
 
 
 def _head_rows(cross_qk: list, heads: list[tuple[int, int]], positions: int) -> np.ndarray:
-    """The alignment heads' attention over the audio positions: (heads, tokens, positions)."""
-    qk = mx.stack([cross_qk[layer][0, head, :, :positions] for layer, head in heads])
+    """The alignment heads' attention over the audio positions, per batch row:
+    (batch, heads, tokens, positions)."""
+    qk = mx.stack([cross_qk[layer][:, head, :, :positions] for layer, head in heads], axis=1)
     return _softmax(np.array(qk.astype(mx.float32)))
 
 
