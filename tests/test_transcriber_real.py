@@ -123,3 +123,38 @@ def test_alignatt_continues_exactly_after_forced_tokens(model, jfk):
     )
     assert early.reached_end and early.words, early
     assert all(w.start_s < 7.0 - 0.5 + 0.1 for w in early.words), early.words
+
+
+@pytest.mark.parametrize("beams", [1, 4])
+def test_jfk_streams_the_quote_at_any_beam_width(model, jfk, beams):
+    from dataclasses import replace
+
+    cfg = Config()
+    cfg = replace(cfg, transcribe=replace(cfg.transcribe, beam_size=beams))
+    out = list(replay(make_transcriber(model, cfg), jfk, chunk_s=0.1))
+    assert _word_errors(QUOTE, " ".join(e.word.text for e in out)) == 0
+
+
+def test_the_bench_replays_beam_widths_side_by_side(tmp_path, whisper_base_path):
+    import json
+    import subprocess
+    import sys
+
+    jsonl = tmp_path / "clips.jsonl"
+    args = ["bench", "transcribe", "--sets", "jfk", "--modes", "unaware", "--policies",
+            "alignatt", "--beams", "1,3", "--no-steps", "--jsonl", str(jsonl),
+            "--set", f"transcribe.model={whisper_base_path}"]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "juno", *args], capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr
+    table = [line.split() for line in done.stdout.splitlines() if line.startswith("all ")]
+    # all, clips, audio s, WER whole, whole b1, whole b3, then per stream | WER lag p90 cmp/s.
+    assert table and table[0][3:6] == ["0.0%", "0.0%", "0.0%"], done.stdout
+    assert "alignatt b1 unaware" in done.stdout and "alignatt b3 unaware" in done.stdout
+    record = json.loads(jsonl.read_text())
+    for key in ("whole b1", "whole b3"):
+        assert _word_errors(QUOTE, record[key]) == 0, record[key]
+    for key in ("alignatt b1 unaware", "alignatt b3 unaware"):
+        assert _word_errors(QUOTE, record[key]["text"]) == 0, record[key]
+        assert record[key]["compute_s"] > 0

@@ -61,6 +61,8 @@ class Result:
 
     refs: list[str] = field(default_factory=list)
     offline: list[str] = field(default_factory=list)
+    # Whole clips through AlignAtt's decoder, per beam width (mlx-whisper's is greedy).
+    offline_beams: dict[int, list[str]] = field(default_factory=dict)
     streams: dict[str, list[str]] = field(default_factory=dict)
     lags: dict[str, list[float]] = field(default_factory=dict)
     compute_s: dict[str, float] = field(default_factory=dict)
@@ -80,6 +82,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         "--policies",
         default="alignatt,local-agreement",
         help="commit policies replayed side by side (comma list; default both)",
+    )
+    p.add_argument(
+        "--beams",
+        default="",
+        help="AlignAtt beam widths replayed side by side, each also decoding the whole clip "
+        "(comma list, e.g. 1,5; default transcribe.beam_size alone)",
     )
     p.add_argument(
         "--peer",
@@ -195,16 +203,37 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def _stream(model, cfg: Config, audio: np.ndarray, language: str, variant: str, chunk_s: float):
-    """Replay ``audio`` under a variant ("POLICY MODE"): the emissions and the stats."""
+    """Replay ``audio`` under a variant ("POLICY MODE", or "POLICY bN MODE" for N
+    AlignAtt beams): the emissions and the stats."""
     from juno.transcriber.build import make_transcriber
     from juno.transcriber.replay import ReplayStats, replay
 
-    policy, mode = variant.split()
+    policy, *beams, mode = variant.split()
+    if beams:
+        cfg = _with(cfg, beam_size=int(beams[0][1:]))
     cfg = _with(cfg, policy=policy, **MODE_KEYS.get(mode, {}))
     stepper = make_transcriber(model, cfg, language=language)
     stats = ReplayStats()
     out = list(replay(stepper, audio, chunk_s, mode == "aware", stats))
     return out, stats
+
+
+def whole_clip(model, audio: np.ndarray, language: str, beams: int) -> str:
+    """A whole clip in one AlignAtt decoding with ``beams`` (on the full 30 s context,
+    as mlx-whisper's own transcription): what the stream's decoder says with all the
+    audio there."""
+    from juno.transcriber import alignatt
+    from juno.transcriber.whisper_window import MAX_TOKENS_PER_S, MAX_WINDOW_S, WhisperWindow
+
+    seconds = len(audio) / SAMPLE_RATE_HZ
+    if seconds > MAX_WINDOW_S:
+        raise JunoError(f"whole-clip beams: a clip of {seconds:.0f} s is over one window")
+    window = WhisperWindow(model, fit_context=False, beams=beams)
+    out = window.continue_decoding(
+        audio, language, "", [], alignatt.stop_s(seconds, 0.0, None, complete=True),
+        int(MAX_TOKENS_PER_S * seconds) + 16,
+    )  # fmt: skip
+    return " ".join(w.text for w in out.words)
 
 
 def _with(cfg: Config, **fields) -> Config:
@@ -404,7 +433,20 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     unknown = set(sets) - set(SETS)
     if unknown:
         raise JunoError(f"--sets: unknown {', '.join(sorted(unknown))} ({', '.join(SETS)})")
-    variants = [f"{p} {m}" for m in modes for p in policies]
+    try:
+        beams = [int(b) for b in args.beams.split(",") if b] or [cfg.transcribe.beam_size]
+    except ValueError:
+        raise JunoError(f"--beams: beam widths, like 1,5 (got {args.beams!r})") from None
+    if min(beams) < 1:
+        raise JunoError("--beams: each width is 1 (greedy) or more")
+    variants = [
+        f"{p} b{n} {m}" if p == "alignatt" and len(beams) > 1 else f"{p} {m}"
+        for m in modes
+        for p in policies
+        for n in (beams if p == "alignatt" else [0])
+    ]
+    # With several widths, the whole clips through AlignAtt's decoder at each too.
+    whole_beams = beams if len(beams) > 1 and not args.no_offline else []
     peers = [b for b in args.peer.split(",") if b]
     if set(peers) - {"localagreement", "simulstreaming"}:
         raise JunoError("--peer: choose from localagreement, simulstreaming")
@@ -440,9 +482,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                     clip.audio, path_or_hf_repo=str(path), language=clip.language, fp16=False
                 )
                 r.offline.append(whole["text"])
+            for n in whole_beams:
+                text = whole_clip(model, clip.audio, clip.language, n)
+                r.offline_beams.setdefault(n, []).append(text)
             record: dict = {"set": clip.group, "clip": clip.name, "language": clip.language}
             record |= {"audio_s": len(clip.audio) / SAMPLE_RATE_HZ, "reference": clip.reference}
             record["whole"] = r.offline[-1] if not args.no_offline else None
+            for n in whole_beams:
+                record[f"whole b{n}"] = r.offline_beams[n][-1]
             for mode in variants:
                 emitted, stats = _stream(model, cfg, clip.audio, clip.language, mode, chunk_s)
                 text = " ".join(e.word.text for e in emitted)
@@ -468,12 +515,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 r.compute_s[variant] = r.compute_s.get(variant, 0.0) + record["compute_s"]
 
     head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
+    head += "".join(f" {f'whole b{n}':>9s}" for n in whole_beams)
     for mode in variants:
         head += f" | {mode:22s} {'WER':>5s} {'lag med':>7s} {'p90':>5s} {'cmp/s':>5s}"
     print(head)
     for group, r in [*results.items(), ("all", _merge(results.values()))]:
         line = f"{group:12s} {len(r.refs):5d} {r.audio_s:7.1f} "
         line += f"{wer(r.refs, r.offline):8.1f}%" if r.offline else f"{'-':>9s}"
+        line += "".join(f" {wer(r.refs, r.offline_beams[n]):8.1f}%" for n in whole_beams)
         for mode in variants:
             lags = r.lags.get(mode, [])
             median = statistics.median(lags) if lags else float("nan")
@@ -517,6 +566,8 @@ def _merge(results) -> Result:
     for r in results:
         out.refs += r.refs
         out.offline += r.offline
+        for n, texts in r.offline_beams.items():
+            out.offline_beams.setdefault(n, []).extend(texts)
         out.audio_s += r.audio_s
         for mode, texts in r.streams.items():
             out.streams.setdefault(mode, []).extend(texts)

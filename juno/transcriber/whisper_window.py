@@ -92,6 +92,8 @@ class Continuation:
     avg_logprob: float
     # Decoding stopped because the attention reached the audio's end.
     reached_end: bool
+    # The new tokens, as decoded (words drop what holds no text).
+    tokens: tuple[int, ...] = ()
 
 
 class WhisperWindow:
@@ -292,6 +294,7 @@ class WhisperWindow:
             no_speech_prob=no_speech_prob,
             avg_logprob=float(np.mean(chosen.logprobs)) if chosen.logprobs else 0.0,
             reached_end=stopped,
+            tokens=tuple(new),
         )
 
     def _decode(
