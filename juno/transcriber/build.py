@@ -59,5 +59,5 @@ def make_transcriber(model: Any, cfg: Config, **overrides: Any) -> StreamingTran
     window = WhisperWindow(
         model, fit_context=t.fit_audio_ctx, context_pad_s=pad_s(cfg), beams=t.beam_size
     )
-    track = SpeechTrack(make_detector(cfg.transcribe.vad))
+    track = SpeechTrack(make_detector(t.vad))
     return StreamingTranscriber(window, track, replace(stream_options(cfg), **overrides))
