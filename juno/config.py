@@ -85,8 +85,11 @@ class TranscribeConfig:
     # AlignAtt: an utterance's first words wait until this much of its speech is heard
     # (Whisper guesses on a second or less); 0 commits from the first step.
     onset_speech_s: float = 0.0
-    # AlignAtt: beams of the decoding; 1 decodes greedily.
-    beam_size: int = 1
+    # AlignAtt: beams of the decoding; 1 decodes greedily (faster, less accurate).
+    beam_size: int = 5
+    # AlignAtt: mid-utterance, the last word decoded is committed at once when the token
+    # that stopped the decoding starts a new word; off, it waits for the next step.
+    commit_at_word_boundary: bool = False
     # CPU backend: the transcribe process's BLAS threads in `juno run`; 0 gives it half
     # the cores, the translate process the other half.
     cpu_threads: int = 0
@@ -386,6 +389,15 @@ def load(path: str | Path | None = None, overrides: list[dict] | None = None) ->
     config = _build(Config, data, source)
     check(config, source)
     return config
+
+
+def overridden(config: Config, item: str) -> Config:
+    """``config`` with one ``section.key=value`` set, read and checked as ``--set`` is."""
+    over = parse_override(item)
+    _build(Config, over, "command line")
+    out = _build(Config, _merge(to_dict(config), over), "command line")
+    check(out, "command line")
+    return out
 
 
 def check(config: Config, source: str = "config") -> None:

@@ -45,3 +45,24 @@ def test_a_random_whisper_reads_the_real_models_alignment_heads():
         for shape in ("tiny", "base")
     }
     assert heads == {"tiny": 6, "base": 8}  # whisper-base's own: 8 (see its weights)
+
+
+def test_vary_reads_each_value_as_set_does_and_names_the_replays():
+    from juno.config import Config
+
+    varied = bench._varied("commit_at_word_boundary=false,true", Config())
+    assert varied == [("commit_at_word_boundary", False), ("commit_at_word_boundary", True)]
+    assert bench._varied("transcribe.frame_threshold=20,40", Config()) == [
+        ("frame_threshold", 20),
+        ("frame_threshold", 40),
+    ]
+    variant = bench.Variant("alignatt", "aware", (("beam_size", 5), varied[1]))
+    assert str(variant) == "alignatt b5 commit_at_word_boundary=true aware"
+    for bad, message in [
+        ("commit_at_word_boundary", "--vary: expected KEY=V1,V2"),
+        ("no_such_key=1,2", "no_such_key"),
+        ("beam_size=5,zero", "beam_size"),
+        ("beam_size=0", "beam_size must be 1"),
+    ]:
+        with pytest.raises(JunoError, match=message):
+            bench._varied(bad, Config())

@@ -63,6 +63,19 @@ def test_commits_all_but_the_last_word_until_the_utterance_is_complete():
     assert policy.forced_tokens() == [0, 1, 2, 3, 4]
 
 
+def test_the_last_word_goes_at_once_when_whisper_says_it_is_whole():
+    policy = AlignAtt(pause_s=0.8, min_probability=0.5)
+    out = policy.insert(words("and so my fellow"), whole=True)
+    assert [w.text for w in out] == ["and", "so", "my", "fellow"] and policy.pending == []
+    assert not out[-1].sentence_end  # whole is not the utterance's end
+    # A doubtful word still waits, whole or not.
+    said = [
+        replace(w, probability=0.2 if w.text == "ask" else 0.9)
+        for w in words("Americans ask", 2.0, 4)
+    ]
+    assert [w.text for w in policy.insert(said, heard_s=3.0, whole=True)] == ["Americans"]
+
+
 def test_a_pause_or_a_full_stop_ends_a_sentence_and_the_cut_moves_words_to_the_prompt():
     policy = AlignAtt(pause_s=0.8)
     hyp = words("We landed. Then")
@@ -95,6 +108,7 @@ class AttendingWindow(ScriptedWindow):
         self.stops = []  # seconds before the buffer's end
         self.step_cost_s = step_cost_s
         self.clock = clock
+        self.says_whole = lambda whole: whole
 
     def continue_decoding(self, audio, language, prompt, forced, stop_at_s, max_new):
         if self.clock is not None:
@@ -113,7 +127,10 @@ class AttendingWindow(ScriptedWindow):
                 break
             # A word that started in time may still be cut off by the buffer's end.
             out.append(Word(t, s - start, min(e, end) - start, 0.9, tokens=(i,)))
-        return Continuation(out, 0.01, -0.2, True)
+        # The token that stopped it starts a new word when the last word said was heard
+        # in full (``says_whole``: what this Whisper claims about it).
+        whole = bool(out) and self.script[out[-1].tokens[0]][2] <= heard
+        return Continuation(out, 0.01, -0.2, True, next_starts_word=self.says_whole(whole))
 
 
 def make(script=SCRIPT, **options):
@@ -159,6 +176,27 @@ def test_alignatt_commits_sooner_than_local_agreement():
     fast, slow = lags("alignatt"), lags("local-agreement")
     assert np.median(fast) <= np.median(slow), (fast, slow)
     assert max(fast) <= 1.0 + 0.5 + 0.5 + 1e-6
+
+
+def test_at_a_word_boundary_the_last_word_goes_a_step_sooner():
+    script = [(f"w{i}", 0.5 * i, 0.5 * i + 0.4) for i in range(40)]
+
+    def lags(boundary: bool, says_whole=None):
+        stepper, window = make(script, commit_at_word_boundary=boundary)
+        if says_whole:
+            window.says_whole = says_whole
+        out = list(replay(stepper, speech_audio(21.0, script), chunk_s=0.1))
+        assert [e.word.text for e in out] == [t for t, _, _ in script]
+        return [e.emitted_s - e.word.end_s for e in out[:-1]]
+
+    waiting, at_boundary = lags(False), lags(True)
+    assert np.median(at_boundary) < np.median(waiting) - 0.3, (waiting, at_boundary)
+    # Each word goes once the next has started the threshold before the buffer's end.
+    assert max(at_boundary) <= 1.0 + 0.5 + 0.1 + 1e-6
+    # A Whisper that never says the last word is whole changes nothing.
+    assert lags(True, says_whole=lambda whole: False) == waiting
+    # Off, what Whisper says about the boundary is not heard.
+    assert lags(False, says_whole=lambda whole: True) == waiting
 
 
 class Clock:

@@ -37,10 +37,10 @@ def test_one_beam_is_greedy():
     assert step[1][0].score == pytest.approx(-0.1)
     # Greedy ends where its best token is the end of text...
     step = _next_beams([beam([3], -0.1, BEHIND)], logp({EOT: -0.2, 4: -1.0}), 1, EOT, STOP_FRAME)
-    assert step == _Stop(0, reached_end=False)
+    assert step == _Stop(0, reached_end=False, token=EOT)
     # ...and stops, dropping the token, where the attention reached the stop frame.
     step = _next_beams([beam([3], -0.1, AT_END)], logp({4: -0.2}), 1, EOT, STOP_FRAME)
-    assert step == _Stop(0, reached_end=True)
+    assert step == _Stop(0, reached_end=True, token=4)
 
 
 def test_the_beams_keep_the_best_continuations_in_order():
@@ -58,11 +58,11 @@ def test_the_best_continuation_decides_when_to_stop():
     # The best is an end of text: the decoding ends on that hypothesis.
     beams = [beam([1], -0.5, BEHIND), beam([2], -0.6, BEHIND)]
     step = _next_beams(beams, logp({3: -1.0}, {EOT: -0.1}), 2, EOT, STOP_FRAME)
-    assert step == _Stop(1, reached_end=False)
+    assert step == _Stop(1, reached_end=False, token=EOT)
     # The best comes from a hypothesis at the stop frame: it stops there.
     beams = [beam([1], -0.5, BEHIND), beam([2], -0.6, AT_END)]
     step = _next_beams(beams, logp({3: -1.0}, {4: -0.1}), 2, EOT, STOP_FRAME)
-    assert step == _Stop(1, reached_end=True)
+    assert step == _Stop(1, reached_end=True, token=4)
 
 
 def test_ends_and_hypotheses_at_the_stop_do_not_go_on():

@@ -46,6 +46,22 @@ MODE_KEYS: dict[str, dict[str, bool]] = {
 
 
 @dataclass(frozen=True)
+class Variant:
+    """One replay: a policy on a clock (``mode``), with transcribe keys set."""
+
+    policy: str
+    mode: str
+    settings: tuple[tuple[str, Any], ...] = ()  # (transcribe key, value)
+
+    def __str__(self) -> str:
+        names = [
+            f"b{v}" if k == "beam_size" else f"{k}={str(v).lower() if isinstance(v, bool) else v}"
+            for k, v in self.settings
+        ]
+        return " ".join([self.policy, *names, self.mode])
+
+
+@dataclass(frozen=True)
 class Clip:
     group: str
     name: str
@@ -88,6 +104,12 @@ def configure(p: argparse.ArgumentParser) -> None:
         default="",
         help="AlignAtt beam widths replayed side by side, each also decoding the whole clip "
         "(comma list, e.g. 1,5; default transcribe.beam_size alone)",
+    )
+    p.add_argument(
+        "--vary",
+        default="",
+        help="a transcribe key replayed at each of its values side by side under AlignAtt "
+        "(KEY=V1,V2, e.g. commit_at_word_boundary=false,true)",
     )
     p.add_argument(
         "--peer",
@@ -184,7 +206,7 @@ def long_run(model, cfg: Config, data: Path, policies: list[str], chunk_s: float
     head = f"{'policy':16s} {'WER':>6s} {'lag med':>7s} {'p90':>6s} {'cmp/s':>5s} | lag median"
     lines.append(head + " per minute " + " ".join(f"{m + 1:>5d}" for m in range(minutes)))
     for policy in policies:
-        emitted, stats = _stream(model, cfg, audio, "en", f"{policy} aware", chunk_s)
+        emitted, stats = _stream(model, cfg, audio, "en", Variant(policy, "aware"), chunk_s)
         text = " ".join(e.word.text for e in emitted)
         lags = [e.emitted_s - e.word.end_s for e in emitted]
         minute = [statistics.median(m) if m else float("nan") for m in per_minute(emitted, minutes)]
@@ -202,20 +224,32 @@ def _pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def _stream(model, cfg: Config, audio: np.ndarray, language: str, variant: str, chunk_s: float):
-    """Replay ``audio`` under a variant ("POLICY MODE", or "POLICY bN MODE" for N
-    AlignAtt beams): the emissions and the stats."""
+def _stream(model, cfg: Config, audio: np.ndarray, language: str, variant: Variant, chunk_s: float):
+    """Replay ``audio`` under ``variant``: the emissions and the stats."""
     from juno.transcriber.build import make_transcriber
     from juno.transcriber.replay import ReplayStats, replay
 
-    policy, *beams, mode = variant.split()
-    if beams:
-        cfg = _with(cfg, beam_size=int(beams[0][1:]))
-    cfg = _with(cfg, policy=policy, **MODE_KEYS.get(mode, {}))
+    cfg = _with(cfg, policy=variant.policy, **dict(variant.settings))
+    cfg = _with(cfg, **MODE_KEYS.get(variant.mode, {}))
     stepper = make_transcriber(model, cfg, language=language)
     stats = ReplayStats()
-    out = list(replay(stepper, audio, chunk_s, mode == "aware", stats))
+    out = list(replay(stepper, audio, chunk_s, variant.mode == "aware", stats))
     return out, stats
+
+
+def _varied(arg: str, cfg: Config) -> list[tuple[str, Any]]:
+    """``--vary KEY=V1,V2``: (key, value) for each value, each checked as ``--set`` is."""
+    from juno.config import overridden
+
+    key, sep, values = arg.partition("=")
+    key = key.removeprefix("transcribe.")
+    if not sep or not key or not values:
+        raise JunoError("--vary: expected KEY=V1,V2, e.g. commit_at_word_boundary=false,true")
+    out = []
+    for raw in values.split(","):
+        varied = overridden(cfg, f"transcribe.{key}={raw}")
+        out.append((key, getattr(varied.transcribe, key)))
+    return out
 
 
 def whole_clip(model, audio: np.ndarray, language: str, beams: int) -> str:
@@ -439,11 +473,17 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         raise JunoError(f"--beams: beam widths, like 1,5 (got {args.beams!r})") from None
     if min(beams) < 1:
         raise JunoError("--beams: each width is 1 (greedy) or more")
+    # AlignAtt's variants: each beam width (when there are several), each --vary value.
+    settings: list[tuple[tuple[str, Any], ...]] = [()]
+    if len(beams) > 1:
+        settings = [(("beam_size", n),) for n in beams]
+    if args.vary:
+        settings = [s + (v,) for s in settings for v in _varied(args.vary, cfg)]
     variants = [
-        f"{p} b{n} {m}" if p == "alignatt" and len(beams) > 1 else f"{p} {m}"
+        Variant(p, m, s)
         for m in modes
         for p in policies
-        for n in (beams if p == "alignatt" else [0])
+        for s in (settings if p == "alignatt" else [()])
     ]
     # With several widths, the whole clips through AlignAtt's decoder at each too.
     whole_beams = beams if len(beams) > 1 and not args.no_offline else []
@@ -490,10 +530,11 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             record["whole"] = r.offline[-1] if not args.no_offline else None
             for n in whole_beams:
                 record[f"whole b{n}"] = r.offline_beams[n][-1]
-            for mode in variants:
-                emitted, stats = _stream(model, cfg, clip.audio, clip.language, mode, chunk_s)
+            for variant in variants:
+                emitted, stats = _stream(model, cfg, clip.audio, clip.language, variant, chunk_s)
                 text = " ".join(e.word.text for e in emitted)
                 lags = [e.emitted_s - e.word.end_s for e in emitted]
+                mode = str(variant)
                 r.streams.setdefault(mode, []).append(text)
                 r.lags.setdefault(mode, []).extend(lags)
                 r.compute_s[mode] = r.compute_s.get(mode, 0.0) + stats.compute_s
@@ -501,12 +542,14 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             if per_clip:
                 per_clip.write(json.dumps(record, ensure_ascii=False) + "\n")
                 per_clip.flush()
-            print(f"# {clip.name}: {r.streams[variants[0]][-1] if variants else ''}", flush=True)
+            first = r.streams[str(variants[0])][-1] if variants else ""
+            print(f"# {clip.name}: {first}", flush=True)
 
+    labels = [str(v) for v in variants]
     for peer in peers:
         for mode in modes:
             variant = f"wlk-{peer} {mode}"
-            variants.append(variant)
+            labels.append(variant)
             for clip, record in zip(clips, _peer(args, peer, mode, clips), strict=True):
                 r = results[clip.group]
                 lags = [e - end for e, _, end, _ in record["words"]]
@@ -516,18 +559,19 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
 
     head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
     head += "".join(f" {f'whole b{n}':>9s}" for n in whole_beams)
-    for mode in variants:
-        head += f" | {mode:22s} {'WER':>5s} {'lag med':>7s} {'p90':>5s} {'cmp/s':>5s}"
+    width = max([22, *map(len, labels)])
+    for mode in labels:
+        head += f" | {mode:{width}s} {'WER':>5s} {'lag med':>7s} {'p90':>5s} {'cmp/s':>5s}"
     print(head)
     for group, r in [*results.items(), ("all", _merge(results.values()))]:
         line = f"{group:12s} {len(r.refs):5d} {r.audio_s:7.1f} "
         line += f"{wer(r.refs, r.offline):8.1f}%" if r.offline else f"{'-':>9s}"
         line += "".join(f" {wer(r.refs, r.offline_beams[n]):8.1f}%" for n in whole_beams)
-        for mode in variants:
+        for mode in labels:
             lags = r.lags.get(mode, [])
             median = statistics.median(lags) if lags else float("nan")
             line += (
-                f" | {'':22s} {wer(r.refs, r.streams[mode]):4.1f}% {median:6.2f}s"
+                f" | {'':{width}s} {wer(r.refs, r.streams[mode]):4.1f}% {median:6.2f}s"
                 f" {_pct(lags, 90):4.2f}s {r.compute_s[mode] / r.audio_s:5.2f}"
             )
         print(line)

@@ -106,19 +106,24 @@ class AlignAtt(CommitLog):
         self.settle_s = settle_s
 
     def insert(
-        self, words: list[Word], complete: bool = False, heard_s: float | None = None
+        self,
+        words: list[Word],
+        complete: bool = False,
+        heard_s: float | None = None,
+        whole: bool = False,
     ) -> list[Word]:
         """Take the words decoded past the forced prefix; return those committed.
 
         All but the last are committed: the buffer's end may have cut the last
-        one short; and none from the first that Whisper gave less than
+        one short, unless ``whole`` (Whisper's next token starts a new word);
+        and none from the first that Whisper gave less than
         ``min_probability``, unless ``settle_s`` of audio after it was heard
         (``heard_s``, stream time): the next step hears more of what follows.
         ``complete`` (a pause, or the end of the stream) commits them all, and
         the last ends a sentence.
         """
         words = [w for w in words if normalize(w.text)]
-        n = len(words) if complete else max(0, len(words) - 1)
+        n = len(words) if complete or whole else max(0, len(words) - 1)
         if not complete:
             heard = float("inf") if heard_s is None else heard_s
             sure = [

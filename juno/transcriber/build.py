@@ -25,6 +25,7 @@ def stream_options(cfg: Config) -> StreamOptions:
         min_word_probability=t.min_word_probability,
         doubtful_wait_s=t.doubtful_wait_s,
         onset_speech_s=t.onset_speech_s,
+        commit_at_word_boundary=t.commit_at_word_boundary,
         languages=tuple(cfg.pair),
         identify_speech_s=cfg.conversation.identify_speech_s,
     )

@@ -72,6 +72,8 @@ class StreamOptions:
     doubtful_wait_s: float = 1.0
     # AlignAtt: an utterance's first words wait until this much of its speech is heard.
     onset_speech_s: float = 0.0
+    # AlignAtt: the last word is committed at once when Whisper's next token starts a word.
+    commit_at_word_boundary: bool = False
     # A conversation's languages (ISO 639-1): each utterance's is identified among them.
     languages: tuple[str, ...] = ()
     # Conversation: speech heard before an utterance's language is first identified.
@@ -312,7 +314,14 @@ class StreamingTranscriber:
         if guards.too_many_for_speech(words, heard):
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
             words = []
-        return self.policy.insert(words, complete, heard_s=self._start_s + stop)
+        # Whisper's next token starts a new word: the last one it said is whole (unless
+        # a guard dropped words, which leaves the boundary unknown).
+        whole = (
+            self.options.commit_at_word_boundary
+            and result.next_starts_word
+            and len(words) == len(result.words)
+        )
+        return self.policy.insert(words, complete, heard_s=self._start_s + stop, whole=whole)
 
     def _clean(self, words: list[Word], no_speech_prob: float, avg_logprob: float) -> list[Word]:
         """The window's words in stream time, less what Whisper made up."""

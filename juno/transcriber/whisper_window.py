@@ -94,6 +94,9 @@ class Continuation:
     reached_end: bool
     # The new tokens, as decoded (words drop what holds no text).
     tokens: tuple[int, ...] = ()
+    # The token that stopped the decoding (attention at the audio's end) starts a
+    # new word: Whisper holds the last word it said complete.
+    next_starts_word: bool = False
 
 
 class WhisperWindow:
@@ -254,7 +257,7 @@ class WhisperWindow:
         beams = [_Beam([], 0.0, [], [_head_rows(cross_qk, heads, positions)[0]])]
         scores = ends[1:] + suppress  # one row per beam
         limit = min(max_new_tokens, model.dims.n_text_ctx - len(tokens) - 1)
-        chosen, stopped = beams[0], False
+        chosen, stopped, next_token = beams[0], False, None
         while len(beams[0].new) < limit:
             if not forced and not beams[0].new:
                 scores[:, tokenizer.eot] = -np.inf  # a window with speech says something
@@ -262,6 +265,7 @@ class WhisperWindow:
             step = _next_beams(beams, logp, self.beams, tokenizer.eot, stop_frame)
             if isinstance(step, _Stop):
                 chosen, stopped = beams[step.beam], step.reached_end
+                next_token = step.token if stopped else None
                 break
             sources, beams = step
             if sources != list(range(len(sources))):
@@ -295,6 +299,11 @@ class WhisperWindow:
             avg_logprob=float(np.mean(chosen.logprobs)) if chosen.logprobs else 0.0,
             reached_end=stopped,
             tokens=tuple(new),
+            next_starts_word=(
+                next_token is not None
+                and language not in _NO_SPACES
+                and tokenizer.decode([next_token]).startswith(" ")
+            ),
         )
 
     def _decode(
@@ -339,6 +348,7 @@ class _Stop:
 
     beam: int
     reached_end: bool
+    token: int  # the token that stopped it (not emitted)
 
 
 def _next_beams(
@@ -362,9 +372,9 @@ def _next_beams(
     candidates.sort(key=lambda c: -c[0])
     _, best, token = candidates[0]
     if token == eot:
-        return _Stop(best, reached_end=False)
+        return _Stop(best, reached_end=False, token=token)
     if reached_end(beams[best].attended_frame(), stop_frame):
-        return _Stop(best, reached_end=True)
+        return _Stop(best, reached_end=True, token=token)
     sources, out = [], []
     for score, i, token in candidates:
         if token == eot or reached_end(beams[i].attended_frame(), stop_frame):
