@@ -89,7 +89,7 @@ class TranscribeConfig:
     beam_size: int = 5
     # AlignAtt: mid-utterance, the last word decoded is committed at once when the token
     # that stopped the decoding starts a new word; off, it waits for the next step.
-    commit_at_word_boundary: bool = False
+    commit_at_word_boundary: bool = True
     # CPU backend: the transcribe process's BLAS threads in `juno run`; 0 gives it half
     # the cores, the translate process the other half.
     cpu_threads: int = 0

@@ -68,12 +68,16 @@ def test_the_last_word_goes_at_once_when_whisper_says_it_is_whole():
     out = policy.insert(words("and so my fellow"), whole=True)
     assert [w.text for w in out] == ["and", "so", "my", "fellow"] and policy.pending == []
     assert not out[-1].sentence_end  # whole is not the utterance's end
-    # A doubtful word still waits, whole or not.
-    said = [
-        replace(w, probability=0.2 if w.text == "ask" else 0.9)
+    # A whole last word Whisper is not sure of waits for the next step.
+    unsure = [
+        replace(w, probability=0.7 if w.text == "ask" else 0.9)
         for w in words("Americans ask", 2.0, 4)
     ]
-    assert [w.text for w in policy.insert(said, heard_s=3.0, whole=True)] == ["Americans"]
+    assert [w.text for w in policy.insert(unsure, heard_s=5.0, whole=True)] == ["Americans"]
+    # A doubtful word still waits, whole or not.
+    policy = AlignAtt(pause_s=0.8, min_probability=0.5)
+    said = [replace(w, probability=0.2 if w.text == "so" else 0.9) for w in words("and so my")]
+    assert [w.text for w in policy.insert(said, heard_s=1.0, whole=True)] == ["and"]
 
 
 def test_a_pause_or_a_full_stop_ends_a_sentence_and_the_cut_moves_words_to_the_prompt():

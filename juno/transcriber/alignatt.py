@@ -27,6 +27,10 @@ from juno.transcriber.words import Word, normalize
 
 # Width of the median filter over frames, as Whisper's word alignment uses.
 MEDIAN_FILTER_FRAMES = 7
+# A last word said whole (Whisper's next token starts a new word) goes at once only
+# when Whisper is this sure of it: on FLEURS the ones it got wrong without the rest
+# of the sentence had 0.5-0.6 ("acolhido" for "a corrida").
+WHOLE_MIN_PROBABILITY = 0.8
 
 
 def attended_frame(weights: np.ndarray) -> int:
@@ -115,7 +119,8 @@ class AlignAtt(CommitLog):
         """Take the words decoded past the forced prefix; return those committed.
 
         All but the last are committed: the buffer's end may have cut the last
-        one short, unless ``whole`` (Whisper's next token starts a new word);
+        one short, unless ``whole`` (Whisper's next token starts a new word) and
+        Whisper is sure of it (:data:`WHOLE_MIN_PROBABILITY`);
         and none from the first that Whisper gave less than
         ``min_probability``, unless ``settle_s`` of audio after it was heard
         (``heard_s``, stream time): the next step hears more of what follows.
@@ -123,7 +128,8 @@ class AlignAtt(CommitLog):
         the last ends a sentence.
         """
         words = [w for w in words if normalize(w.text)]
-        n = len(words) if complete or whole else max(0, len(words) - 1)
+        sure_whole = whole and bool(words) and words[-1].probability >= WHOLE_MIN_PROBABILITY
+        n = len(words) if complete or sure_whole else max(0, len(words) - 1)
         if not complete:
             heard = float("inf") if heard_s is None else heard_s
             sure = [

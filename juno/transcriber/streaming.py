@@ -73,7 +73,7 @@ class StreamOptions:
     # AlignAtt: an utterance's first words wait until this much of its speech is heard.
     onset_speech_s: float = 0.0
     # AlignAtt: the last word is committed at once when Whisper's next token starts a word.
-    commit_at_word_boundary: bool = False
+    commit_at_word_boundary: bool = True
     # A conversation's languages (ISO 639-1): each utterance's is identified among them.
     languages: tuple[str, ...] = ()
     # Conversation: speech heard before an utterance's language is first identified.
