@@ -315,11 +315,14 @@ class StreamingTranscriber:
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
             words = []
         # Whisper's next token starts a new word: the last one it said is whole (unless
-        # a guard dropped words, which leaves the boundary unknown).
+        # a guard dropped words, which leaves the boundary unknown). In a conversation an
+        # utterance's first words still wait: the language is identified at every step
+        # until one of them is committed, and it needs that audio.
         whole = (
             self.options.commit_at_word_boundary
             and result.next_starts_word
             and len(words) == len(result.words)
+            and (self._identified or not self.options.languages)
         )
         return self.policy.insert(words, complete, heard_s=self._start_s + stop, whole=whole)
 
