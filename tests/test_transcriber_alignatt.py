@@ -289,3 +289,17 @@ def test_an_utterances_first_words_wait_for_its_onset_speech():
         assert emitted[0.0][first] < emitted[2.0][first]
         # Later in the sentence the commits come as without the rule.
         assert emitted[2.0][f"s{sentence}w6"] == emitted[0.0][f"s{sentence}w6"]
+
+
+def test_an_utterances_last_word_waits_for_the_pause_that_ends_its_sentence():
+    """Whisper may say an utterance's last word is whole before the pause is heard (its
+    next token starts a made-up word): committed then, it would go without its sentence
+    end, and downstream the sentence would stay open until the speaker went on. A last
+    word goes at once only while speech follows it."""
+    script = [(f"w{i}", 0.5 * i, 0.5 * i + 0.4) for i in range(6)]
+    script += [(f"v{i}", 6.0 + 0.5 * i, 6.4 + 0.5 * i) for i in range(3)]
+    stepper, window = make(script)
+    window.says_whole = lambda whole: True
+    out = [e.word for e in replay(stepper, speech_audio(9.0, script), chunk_s=0.1)]
+    assert [w.text for w in out] == [t for t, _, _ in script]
+    assert [w.text for w in out if w.sentence_end] == ["w5", "v2"]

@@ -158,3 +158,45 @@ def test_the_bench_replays_beam_widths_side_by_side(tmp_path, whisper_base_path)
     for key in ("alignatt b1 unaware", "alignatt b3 unaware"):
         assert _word_errors(QUOTE, record[key]["text"]) == 0, record[key]
         assert record[key]["compute_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def two_turns(jfk, data_dir):
+    """JFK (-17 dBFS), 1.5 s of silence, a French FLEURS clip 45 dB quieter (-62 dBFS),
+    and a pause: the French turn starts 14.1 s in."""
+    from juno.audio import load_audio
+
+    french = load_audio(data_dir / "audio" / "fleurs" / "fleurs-fr-000.ogg")
+    pause = np.zeros(24000, np.float32)
+    return np.concatenate([jfk, pause, french, pause]), len(jfk) / RATE + 1.5
+
+
+def test_a_quiet_speaker_after_a_loud_one_is_heard(two_turns):
+    """Silero's state, carried over from JFK, missed the quiet French for 5 s; reset after
+    a second without speech, it hears it as it does alone (2.3 s into the clip)."""
+    from juno.transcriber.vad import FRAME_S, SileroDetector, SpeechTrack
+
+    audio, french_s = two_turns
+    track = SpeechTrack(SileroDetector())
+    for i in range(0, len(audio), RATE // 10):
+        track.feed(audio[i : i + RATE // 10])
+    assert track.speech_s(french_s, french_s + 3.0) > 10 * FRAME_S
+
+
+@pytest.mark.parametrize("chunk_s", [30.0, 1.0])
+def test_a_conversations_turns_come_out_whole_in_their_languages(model, two_turns, chunk_s):
+    """``--pair en,fr`` on JFK and the quiet French turn, fed as spoken (1 s chunks) and as
+    a backlog (30 s at once: a step ends at the pause, so the French is identified alone):
+    every word in its own language, the French as whole-clip Whisper hears it."""
+    from dataclasses import replace
+
+    audio, french_s = two_turns
+    cfg = replace(Config(), conversation=replace(Config().conversation, pair=["en", "fr"]))
+    stepper = make_transcriber(model, cfg)
+    out = [e.word for e in replay(stepper, audio, chunk_s=chunk_s)]
+    english = [w for w in out if w.start_s < french_s]
+    french = [w for w in out if w.start_s >= french_s]
+    assert {w.language for w in english} == {"en"} and {w.language for w in french} == {"fr"}
+    assert _word_errors(QUOTE, " ".join(w.text for w in english)) <= 1
+    said = "l'accident a eu lieu en terrain montagneux et il sembleraient que cela"
+    assert _word_errors(said, " ".join(w.text for w in french[:12])) <= 1

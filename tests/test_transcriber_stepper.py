@@ -236,3 +236,17 @@ def test_a_short_tail_after_a_pause_keeps_the_speakers_language():
         ("Oui.", "fr"),
     ]
     assert all(start < 1.7 for start, _, _ in window.identified)  # the tail was not identified
+
+
+def test_a_backlog_step_ends_at_a_pause_so_each_turn_is_identified_alone():
+    """Audio that arrives all at once (a stepper behind, a file sent fast): a step ends
+    where an utterance does, so the next speaker's turn is not identified together with
+    the words before it."""
+    window = ConversationWindow()
+    stepper, _ = make(window=window, languages=("en", "fr"), language=None)
+    stepper.insert_audio(speech_audio(12.0, window.script), 12.0)
+    out = stepper.process(12.0) + stepper.finish()
+    assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in TURNS]
+    # The first step heard the English turn and the pause after it, nothing of the French.
+    first_end = window.identified[0][1]
+    assert 4.1 + 0.8 <= first_end < 9.0

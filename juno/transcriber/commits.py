@@ -60,15 +60,16 @@ class CommitLog:
                 return word.end_s
         return None
 
-    def trim(self, cut_s: float) -> list[Word]:
+    def trim(self, cut_s: float, rescue: bool = True) -> list[Word]:
         """The buffer now starts at ``cut_s``: forget the words before it.
 
         Pending words that end before the cut would be lost with their audio,
-        so they are committed (and returned) first.
+        so they are committed (and returned) first; not ``rescue``: dropped.
         """
         rescued = [w for w in self._pending if w.end_s <= cut_s]
+        self._pending = self._pending[len(rescued) :]
+        rescued = rescued if rescue else []
         if rescued:
-            self._pending = self._pending[len(rescued) :]
             rescued = [replace(w, sentence_end=ends_sentence(w.text)) for w in rescued]
             self._commit(rescued)
         self._pending = [w for w in self._pending if w.start_s >= cut_s]
@@ -76,6 +77,10 @@ class CommitLog:
         self._before.extend(self._in_buffer[: len(self._in_buffer) - len(keep)])
         self._in_buffer = keep
         return rescued
+
+    def forget_prompt(self) -> None:
+        """Forget the text before the buffer (it was in another language)."""
+        self._before.clear()
 
     def prompt(self, max_chars: int = 200) -> str:
         """Recent committed text from before the buffer, to prompt the next window."""

@@ -40,6 +40,9 @@ from juno.transcriber.words import Word
 log = logging.getLogger(__name__)
 
 POLICIES = ("alignatt", "local-agreement")
+# A last word is said whole while speech follows it after at most this gap (Whisper's
+# word ends run a little early; the gap between two words is shorter).
+SPEECH_AFTER_GAP_S = 0.3
 
 
 @dataclass(frozen=True)
@@ -195,11 +198,14 @@ class StreamingTranscriber:
         audio = np.concatenate([self._audio, *self._waiting]) if self._waiting else self._audio
         keep = len(self._audio) + min(self._waiting_n, round(room_s * SAMPLE_RATE_HZ))
         taken = audio[len(self._audio) : keep]
+        # In a conversation a pause may change the speaker: a step ends at the first
+        # one, so that the next utterance's language is identified from it alone.
+        pause_s = self.options.sentence_pause_s if self.options.languages else None
+        keep = len(self._audio) + self.track.feed_to_pause(taken, pause_s)
         self._audio = audio[:keep]
         rest = audio[keep:]
         self._waiting = [rest] if len(rest) else []
         self._waiting_n = len(rest)
-        self.track.feed(taken)
         return out
 
     def _step(self, final: bool) -> list[Word]:
@@ -208,6 +214,8 @@ class StreamingTranscriber:
         if not out:
             return out
         out = [replace(w, language=self.language or "") for w in out]
+        if self.language != self._prompt_language:
+            self.policy.forget_prompt()  # the other speaker's words prompt nothing
         self._prompt_language = self.language
         if self.options.languages:
             # Its language holds until the utterance's sentence ends; the next is identified.
@@ -240,6 +248,17 @@ class StreamingTranscriber:
         self.language = language
         return True
 
+    def _start_at_onset(self) -> None:
+        """Conversation, before an utterance's language is settled: the buffer starts a
+        lead-in before its speech, when a pause separates it from what came before: the
+        previous speaker's last syllable, or words made up over the pause (dropped: a
+        step ended at the pause and committed what was said). Its language is identified
+        from it alone, and it is decoded alone."""
+        onset = self.track.onset_s(self.options.sentence_pause_s)
+        if onset is None or onset - self.options.lead_in_s <= self._start_s:
+            return
+        self._cut(onset - self.options.lead_in_s, rescue=False)
+
     def _prompt(self) -> str:
         """The committed text before the buffer, if it is in this utterance's language."""
         if self.options.languages and self._prompt_language != self.language:
@@ -258,8 +277,9 @@ class StreamingTranscriber:
         # After a long pause (or at the end) the hypothesis holds the whole
         # utterance: commit it now instead of waiting for a second opinion.
         complete = final or last_speech is None or end_s - last_speech >= opts.sentence_pause_s
-        if opts.languages:
-            if not self._identified and not self._identify(complete):
+        if opts.languages and not self._identified:
+            self._start_at_onset()
+            if not self._identify(complete):
                 return []  # the utterance's language is not known yet: nothing to decode
         elif self.language is None:
             self.language = self.window.detect_language(self._audio)
@@ -318,11 +338,16 @@ class StreamingTranscriber:
         # a guard dropped words, which leaves the boundary unknown). In a conversation an
         # utterance's first words still wait: the language is identified at every step
         # until one of them is committed, and it needs that audio.
+        # And the speaker goes on after it: a last word followed by silence may end the
+        # utterance, and Whisper adds its full stop only once it hears the pause (a word
+        # sent without one leaves the sentence open downstream).
         whole = (
             self.options.commit_at_word_boundary
             and result.next_starts_word
             and len(words) == len(result.words)
             and (self._identified or not self.options.languages)
+            and bool(words)
+            and self.track.speech_s(words[-1].end_s + SPEECH_AFTER_GAP_S, self.buffer_end_s) > 0
         )
         return self.policy.insert(words, complete, heard_s=self._start_s + stop, whole=whole)
 
@@ -334,8 +359,9 @@ class StreamingTranscriber:
         words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in words]
         return guards.clean(words, at, self.buffer_end_s, self.track.speech_s)
 
-    def _cut(self, cut_s: float) -> list[Word]:
-        """Drop buffered audio before ``cut_s``; return pending words that had to be committed."""
+    def _cut(self, cut_s: float, rescue: bool = True) -> list[Word]:
+        """Drop buffered audio before ``cut_s``; return pending words that had to be
+        committed (not ``rescue``: they are dropped)."""
         n = int(round((cut_s - self._start_s) * SAMPLE_RATE_HZ))
         if n <= 0:
             return []
@@ -343,4 +369,4 @@ class StreamingTranscriber:
         self._audio = self._audio[n:]
         self._start_s += n / SAMPLE_RATE_HZ
         self.track.forget_before(self._start_s)
-        return self.policy.trim(self._start_s)
+        return self.policy.trim(self._start_s, rescue)

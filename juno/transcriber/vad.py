@@ -22,6 +22,8 @@ SAMPLE_RATE_HZ = 16000
 # Silero's frame at 16 kHz; the other detectors use it too so tracks line up.
 FRAME_SAMPLES = 512
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE_HZ
+# A frame scored below this is no speech by any threshold (Silero's state resets after a run).
+QUIET_PROBABILITY = 0.2
 
 
 class Detector(Protocol):
@@ -31,9 +33,14 @@ class Detector(Protocol):
 
 
 class SileroDetector:
-    """Silero VAD (TorchScript, one CPU thread), stateful across frames."""
+    """Silero VAD (TorchScript, one CPU thread), stateful across frames.
 
-    def __init__(self) -> None:
+    Its state is reset after ``reset_after_s`` without speech: carried over from a loud
+    speaker, it misses the first seconds of a quiet one (a FLEURS French clip 45 dB under
+    JFK went unheard for 5 s after him, and from 2.5 s, as alone, after a reset).
+    """
+
+    def __init__(self, reset_after_s: float = 1.0) -> None:
         try:
             import torch
             from silero_vad import load_silero_vad
@@ -43,10 +50,16 @@ class SileroDetector:
         torch.set_num_threads(1)
         self._torch = torch
         self._model = load_silero_vad(onnx=False)
+        self._reset_after = max(1, round(reset_after_s / FRAME_S))
+        self._quiet = 0  # frames in a row without speech
 
     def __call__(self, frame: np.ndarray) -> float:
         with self._torch.inference_mode():
-            return float(self._model(self._torch.from_numpy(frame), SAMPLE_RATE_HZ))
+            p = float(self._model(self._torch.from_numpy(frame), SAMPLE_RATE_HZ))
+        self._quiet = self._quiet + 1 if p < QUIET_PROBABILITY else 0
+        if self._quiet == self._reset_after:
+            self._model.reset_states()
+        return p
 
 
 class EnergyDetector:
@@ -96,6 +109,7 @@ class SpeechTrack:
         self._first = 0  # stream index of the first frame kept
         self._flags: list[bool] = []
         self._speaking = False
+        self._quiet: int | None = None  # frames since the last speech (None: none yet)
 
     @property
     def end_s(self) -> float:
@@ -104,15 +118,32 @@ class SpeechTrack:
 
     def feed(self, audio: np.ndarray) -> None:
         """Score the new audio (any length; the remainder waits for more)."""
+        self.feed_to_pause(audio, None)
+
+    def feed_to_pause(self, audio: np.ndarray, pause_s: float | None) -> int:
+        """Score the new audio up to the frame where the silence after speech reaches
+        ``pause_s`` (None: all of it). Returns how many of its samples were taken; the
+        rest is left to the caller."""
+        rest = len(self._rest)
         audio = np.concatenate([self._rest, audio])
         n = len(audio) // FRAME_SAMPLES
+        # (A frame past it: what the caller measures in seconds is then surely a pause.)
+        pause = None if pause_s is None else int(pause_s / FRAME_S) + 1
         for i in range(n):
             p = self.detector(audio[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
             # Hysteresis as in Silero's own segmenter: leave speech a bit lower.
             limit = self.threshold - 0.15 if self._speaking else self.threshold
             self._speaking = p >= limit
             self._flags.append(self._speaking)
+            if self._speaking:
+                self._quiet = 0
+            elif self._quiet is not None:
+                self._quiet += 1
+                if self._quiet == pause:
+                    self._rest = np.zeros(0, np.float32)
+                    return (i + 1) * FRAME_SAMPLES - rest
         self._rest = audio[n * FRAME_SAMPLES :].copy()
+        return len(audio) - rest
 
     def speech_s(self, start_s: float, end_s: float) -> float:
         """Seconds of speech between two stream times."""
@@ -126,6 +157,18 @@ class SpeechTrack:
             if self._flags[i]:
                 return (self._first + i + 1) * FRAME_S
         return None
+
+    def onset_s(self, pause_s: float) -> float | None:
+        """Start of the latest run of speech that follows ``pause_s`` of silence (or the
+        first speech kept), or None when no frame kept is speech."""
+        gap = max(1, int(np.ceil(pause_s / FRAME_S)))
+        start = None
+        quiet = gap  # what lies before the first frame kept counts as silence
+        for i, speech in enumerate(self._flags):
+            if speech and quiet >= gap:
+                start = i
+            quiet = 0 if speech else quiet + 1
+        return None if start is None else (self._first + start) * FRAME_S
 
     def forget_before(self, t_s: float) -> None:
         """Drop decisions before ``t_s`` (the buffer no longer holds that audio)."""
