@@ -215,6 +215,33 @@ def test_a_wrong_first_guess_is_corrected_before_a_word_is_committed():
     assert window.languages[0] == "fr" and "en" in window.languages
 
 
+def test_a_sentence_that_follows_without_a_pause_keeps_the_speakers_language():
+    """A turn changes at a pause. Whisper may name a sentence that the same speaker goes
+    on with (a name, a citation) in the other language: it is not asked."""
+    turns = [("Guten", 0.5, 0.9, "de"), ("Tag.", 1.0, 1.6, "de"), ("Oravec,", 1.9, 2.6, "de")]
+    turns += [("zweitausendzwei.", 2.7, 3.8, "de"), ("Hello", 6.0, 6.6, "en")]
+    turns += [("there.", 6.7, 7.5, "en")]
+    window = ConversationWindow(turns)
+    named = {"Oravec,": "en", "zweitausendzwei.": "en"}
+    detect = window.detect_language
+
+    def detect_language(audio, among=()):
+        end = window.stepper.buffer_end_s
+        start = end - len(audio) / RATE
+        heard = [named.get(t) for t, s, e, _ in turns if e > start and s < end]
+        if heard and heard[0]:
+            window.identified.append((start, end, heard[0]))
+            return heard[0]
+        return detect(audio, among)
+
+    window.detect_language = detect_language
+    stepper, _ = make(window=window, languages=("en", "de"), language=None)
+    out = [e.word for e in replay(stepper, speech_audio(9.0, window.script), chunk_s=0.1)]
+    assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in turns]
+    assert [w.text for w in out if w.sentence_end] == ["Tag.", "zweitausendzwei.", "there."]
+    assert all(start < 1.6 or start > 4.0 for start, _, _ in window.identified)
+
+
 def test_an_utterance_is_not_decoded_before_its_language_can_be_told():
     window = ConversationWindow()
     stepper, _ = make(window=window, languages=("en", "fr"), language=None, identify_speech_s=1.0)

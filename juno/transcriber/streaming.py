@@ -109,6 +109,7 @@ class StreamingTranscriber:
         self.language = None if options.languages else options.language
         self._identified = False  # conversation: a word of this utterance is committed
         self._prompt_language = self.language  # the language of the prompt's text
+        self._sentence_end_s = 0.0  # conversation: end of the last sentence committed
         self.identifications = 0  # conversation: language identifications run
         self._audio = np.zeros(0, np.float32)  # the buffer
         self._waiting: list[np.ndarray] = []  # arrived, not in the buffer yet
@@ -222,16 +223,28 @@ class StreamingTranscriber:
             self._identified = not out[-1].sentence_end
             if not self._identified:
                 self.language = None
+                self._sentence_end_s = out[-1].end_s
         return out
 
     def _identify(self, complete: bool) -> bool:
         """Conversation: (re)identify the utterance's language among the pair from its
         audio so far, until a word of it is committed. False: too little speech yet.
 
+        A turn changes at a pause: a sentence that follows the last one without a pause
+        of ``sentence_pause_s`` is the same speaker's, in the same language (Whisper base
+        named the second sentence of a German turn, and a citation "Oravec, 2002" at
+        the end of another, English).
+
         A ``complete`` utterance (a pause follows) shorter than ``identify_speech_s`` is
         too short to tell (Whisper names English for most of them): it is taken to be
         in the language of the words before it, a tail of the same speaker's turn."""
         opts = self.options
+        if self._prompt_language is not None and not self.track.paused_since(
+            self._sentence_end_s, opts.sentence_pause_s
+        ):
+            # The speaker went on after a sentence end without a pause: the same speaker.
+            self.language = self._prompt_language
+            return True
         from_s = max(self._start_s, self.policy.last_end_s)
         if self.track.speech_s(from_s, self.buffer_end_s) < opts.identify_speech_s:
             if self.language is not None or not complete:

@@ -12,6 +12,7 @@ and ``off`` for measurements.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Protocol
 
 import numpy as np
@@ -110,6 +111,8 @@ class SpeechTrack:
         self._flags: list[bool] = []
         self._speaking = False
         self._quiet: int | None = None  # frames since the last speech (None: none yet)
+        # The latest silences between speech: (stream time speech resumed, seconds of silence).
+        self._gaps: deque[tuple[float, float]] = deque(maxlen=64)
 
     @property
     def end_s(self) -> float:
@@ -136,6 +139,9 @@ class SpeechTrack:
             self._speaking = p >= limit
             self._flags.append(self._speaking)
             if self._speaking:
+                if self._quiet:
+                    at = (self._first + len(self._flags) - 1) * FRAME_S
+                    self._gaps.append((at, self._quiet * FRAME_S))
                 self._quiet = 0
             elif self._quiet is not None:
                 self._quiet += 1
@@ -157,6 +163,10 @@ class SpeechTrack:
             if self._flags[i]:
                 return (self._first + i + 1) * FRAME_S
         return None
+
+    def paused_since(self, t_s: float, pause_s: float) -> bool:
+        """Speech resumed after ``t_s`` from a silence of at least ``pause_s``."""
+        return any(at > t_s and gap >= pause_s for at, gap in self._gaps)
 
     def onset_s(self, pause_s: float) -> float | None:
         """Start of the latest run of speech that follows ``pause_s`` of silence (or the
