@@ -172,10 +172,9 @@ def test_an_english_and_a_french_turn_each_come_out_in_the_other_language(
     wav = tmp_path / "two-turns.wav"
     sf.write(str(wav), np.concatenate(audio), 16000)
     sessions = tmp_path / "sessions"
-    # Paced as spoken, as a conversation is. Known: under --fast a step takes up to a
-    # window of backlog, which can span the change of speaker, and then the French turn
-    # is named English or lost (about one run in three, with the old defaults too).
-    args = ["run", "--input", str(wav), "--pair", "en,fr"]
+    # As fast as it reads: steps take a backlog, and one ends at the pause between the turns
+    # (one that spanned the change of speaker named the French turn English, or lost it).
+    args = ["run", "--input", str(wav), "--pair", "en,fr", "--fast"]
     args += model_args(whisper_base_path, llm_05b_path, sessions)
     done = subprocess.run(JUNO + args, cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
