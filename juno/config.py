@@ -169,6 +169,10 @@ class ConversationConfig:
     pair: str | list[str] = ""
     # Two-way: speech (s) an utterance's language is first told from, then until a word is final.
     identify_speech_s: float = 1.0
+    # Two-way: an identification less sure than this (0-1, among the pair) waits for more speech,
+    identify_confidence: float = 0.9
+    # up to this much of it (s), then the likelier language is taken.
+    identify_max_speech_s: float = 3.0
 
 
 @dataclass(frozen=True)
@@ -421,8 +425,15 @@ def check(config: Config, source: str = "config") -> None:
     for section in ("transcribe", "translate"):
         if getattr(config, section).cpu_threads < 0:
             raise JunoError(f"{source}: {section}.cpu_threads must be 0 (half the cores) or more")
-    if config.conversation.identify_speech_s <= 0:
+    c = config.conversation
+    if c.identify_speech_s <= 0:
         raise JunoError(f"{source}: conversation.identify_speech_s must be positive")
+    if not 0 <= c.identify_confidence <= 1:
+        raise JunoError(f"{source}: conversation.identify_confidence must be within 0 and 1")
+    if c.identify_max_speech_s < c.identify_speech_s:
+        raise JunoError(
+            f"{source}: conversation.identify_max_speech_s must be at least identify_speech_s"
+        )
     try:
         for target in targets:
             TranslateOptions.from_config(config, target)

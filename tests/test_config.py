@@ -137,6 +137,8 @@ def test_conversation_keys_are_checked():
     for over, message in (
         ({"pair": "en,en"}, "conversation.pair: two different languages"),
         ({"identify_speech_s": 0}, "conversation.identify_speech_s must be positive"),
+        ({"identify_confidence": 1.5}, "conversation.identify_confidence must be within 0 and 1"),
+        ({"identify_max_speech_s": 0.5}, "identify_max_speech_s must be at least identify_"),
     ):
         with pytest.raises(JunoError, match=re.escape(message)):
             config.load(None, [{"conversation": over}])

@@ -175,11 +175,19 @@ class ConversationWindow(ScriptedWindow):
     """Identifies the language of the scripted words in the audio given; ``wrong_first``:
     the first identification names the other language of the pair."""
 
-    def __init__(self, turns=TURNS, wrong_first=False):
+    def __init__(self, turns=TURNS, wrong_first=False, sure_from_s=None):
         super().__init__([(t, s, e) for t, s, e, _ in turns])
         self.turns = turns
         self.wrong_first = wrong_first
+        self.sure_from_s = sure_from_s  # {language: speech (s) it takes to be sure of it}
         self.identified = []  # (audio start, end, language named)
+
+    def identify(self, audio, among):
+        language = self.detect_language(audio, among)
+        end = self.stepper.buffer_end_s
+        heard_s = self.stepper.track.speech_s(end - len(audio) / RATE, end)
+        needs_s = (self.sure_from_s or {}).get(language, 0.0)
+        return language, 1.0 if heard_s >= needs_s else 0.6
 
     def detect_language(self, audio, among=()):
         end = self.stepper.buffer_end_s
@@ -248,6 +256,44 @@ def test_an_utterance_is_not_decoded_before_its_language_can_be_told():
     stepper.insert_audio(speech_audio(12.0, window.script)[: int(1.2 * RATE)], 1.2)
     assert stepper.process(1.2) == [] and window.calls == []  # 0.6 s of speech so far
     assert window.identified == []
+
+
+def test_an_unsure_identification_waits_for_more_speech():
+    """A quiet voice: Whisper is unsure of its language from its first second. Nothing of
+    it is decoded until the identification is sure, or identify_max_speech_s is heard."""
+    turns = TURNS[:8] + [("Merci", 9.0, 9.6, "fr"), ("beaucoup", 9.7, 10.6, "fr")]
+    turns += [("pour", 10.7, 11.0, "fr"), ("tout.", 11.1, 11.8, "fr")]
+    first_decoded = {}
+    for label, options in (
+        ("no gate", {"identify_confidence": 0.0}),
+        ("gate", {"identify_max_speech_s": 3.0}),
+        ("gate up to 1 s", {"identify_max_speech_s": 1.0}),
+    ):
+        window = ConversationWindow(turns, sure_from_s={"fr": 2.0})  # sure from 2 s of speech
+        stepper, _ = make(window=window, languages=("en", "fr"), language=None, **options)
+        out = [e.word for e in replay(stepper, speech_audio(14.0, window.script), chunk_s=0.1)]
+        assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in turns]
+        first_decoded[label] = min(end for _, end, _ in window.calls if end > 9.0)
+        asked = [end for _, end, _ in window.identified if end > 9.0]
+        assert asked[0] == pytest.approx(11.0)  # 1.5 s of its speech heard: asked first
+    # Unsure at 11.0 s (1.5 s of speech), sure at the next step (2.5 s).
+    assert first_decoded == pytest.approx({"no gate": 11.0, "gate": 12.0, "gate up to 1 s": 11.0})
+
+
+def test_a_sound_after_a_sentence_end_does_not_carry_its_language_to_the_next_turn():
+    """The speaker's last word ends before its sound does (Whisper's word ends run early):
+    the tail, heard after the sentence end, makes a step with nothing said. The language
+    guessed for it (the speaker's) is not the next speaker's: a long pause is going on."""
+    turns = [("Guten", 0.5, 0.9, "de"), ("Tag.", 1.0, 1.6, "de")]
+    # Said slowly: its first word is final before 1 s of its speech is heard.
+    turns += [("Hello", 4.0, 4.3, "en"), ("there", 4.8, 5.1, "en"), ("friend.", 5.6, 6.0, "en")]
+    window = ConversationWindow(turns)
+    audio = speech_audio(8.0, window.script)
+    tail = np.arange(int(1.6 * RATE), int(1.9 * RATE))
+    audio[tail] = 0.3 * np.sin(2 * np.pi * 200 * tail / RATE)
+    stepper, _ = make(window=window, languages=("en", "de"), language=None)
+    out = [e.word for e in replay(stepper, audio, chunk_s=0.1)]
+    assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in turns]
 
 
 def test_a_short_tail_after_a_pause_keeps_the_speakers_language():

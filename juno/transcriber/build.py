@@ -28,6 +28,8 @@ def stream_options(cfg: Config) -> StreamOptions:
         commit_at_word_boundary=t.commit_at_word_boundary,
         languages=tuple(cfg.pair),
         identify_speech_s=cfg.conversation.identify_speech_s,
+        identify_confidence=cfg.conversation.identify_confidence,
+        identify_max_speech_s=cfg.conversation.identify_max_speech_s,
     )
 
 

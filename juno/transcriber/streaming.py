@@ -81,6 +81,10 @@ class StreamOptions:
     languages: tuple[str, ...] = ()
     # Conversation: speech heard before an utterance's language is first identified.
     identify_speech_s: float = 1.0
+    # Conversation: an identification less sure than this (its probability among the
+    # languages) waits for more speech, up to identify_max_speech_s of it.
+    identify_confidence: float = 0.9
+    identify_max_speech_s: float = 3.0
 
 
 class StreamingTranscriber:
@@ -246,7 +250,8 @@ class StreamingTranscriber:
             self.language = self._prompt_language
             return True
         from_s = max(self._start_s, self.policy.last_end_s)
-        if self.track.speech_s(from_s, self.buffer_end_s) < opts.identify_speech_s:
+        heard_s = self.track.speech_s(from_s, self.buffer_end_s)
+        if heard_s < opts.identify_speech_s:
             if self.language is not None or not complete:
                 return self.language is not None  # (a guess from an earlier step holds)
             if self._prompt_language is not None:
@@ -254,10 +259,15 @@ class StreamingTranscriber:
                 return True
         # The whole buffer: it starts at the last sentence's end, so it holds this utterance
         # (and a pause), and its encoding serves the step's decoding too.
-        language = self.window.detect_language(self._audio, opts.languages)
+        language, probability = self.window.identify(self._audio, opts.languages)
         self.identifications += 1
+        if probability < opts.identify_confidence and heard_s < opts.identify_max_speech_s:
+            if not complete:
+                # Unsure (a quiet voice, a name): nothing is decoded until more is heard.
+                self.language = None
+                return False
         if language != self.language:
-            log.info("utterance language: %s", language)
+            log.info("utterance language: %s (%.2f)", language, probability)
         self.language = language
         return True
 
@@ -301,6 +311,10 @@ class StreamingTranscriber:
             self._continue(complete) if isinstance(self.policy, AlignAtt) else self._agree(complete)
         )
         self.steps += 1
+        if opts.languages and not self._identified and complete and not out:
+            # The utterance ended with nothing said (a tail of sound): its language, a guess,
+            # is not the next speaker's.
+            self.language = None
         cut = self.policy.sentence_cut_s()
         if cut is None and self.buffer_s > opts.buffer_max_s - opts.step_s:
             # No sentence end to cut at: cut at the last committed word, and at

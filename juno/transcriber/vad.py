@@ -165,7 +165,9 @@ class SpeechTrack:
         return None
 
     def paused_since(self, t_s: float, pause_s: float) -> bool:
-        """Speech resumed after ``t_s`` from a silence of at least ``pause_s``."""
+        """A silence of at least ``pause_s`` ended after ``t_s``, or is going on now."""
+        if self._quiet and self._quiet * FRAME_S >= pause_s and self.end_s > t_s:
+            return True
         return any(at > t_s and gap >= pause_s for at, gap in self._gaps)
 
     def onset_s(self, pause_s: float) -> float | None:

@@ -159,11 +159,21 @@ class WhisperWindow:
 
     def detect_language(self, audio: np.ndarray, among: tuple[str, ...] = ()) -> str:
         """The most probable language of ``audio`` (ISO 639-1), of ``among`` if given."""
+        if among:
+            return self.identify(audio, among)[0]
         features, _ = self.encode(audio, self.fit_context)
         _, probs = self.model.detect_language(features)
-        if among:
-            return max(among, key=lambda code: probs.get(code, 0.0))
         return max(probs, key=probs.get)
+
+    def identify(self, audio: np.ndarray, among: tuple[str, ...]) -> tuple[str, float]:
+        """The likeliest of the languages ``among`` for ``audio``, and its probability
+        among them alone (Whisper's language probabilities renormalized over them)."""
+        features, _ = self.encode(audio, self.fit_context)
+        _, probs = self.model.detect_language(features)
+        weights = {code: probs.get(code, 0.0) for code in among}
+        language = max(among, key=weights.__getitem__)
+        total = sum(weights.values())
+        return language, weights[language] / total if total > 0 else 1.0 / len(among)
 
     def transcribe(
         self, audio: np.ndarray, language: str, prompt: str = "", full_context: bool = False
