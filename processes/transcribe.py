@@ -38,12 +38,16 @@ class _Emitter:
         self.seq = 0
         self.sentence = 0
         self.origin_wall_s = 0.0
-        self.last: Word | None = None
+        self.open_language: str | None = None  # the open sentence's (None: none is open)
         self.tokens = 0  # the decoder's, so far
         self.compute_s = 0.0  # the transcriber's steps, so far
 
     def emit(self, committed: list[Word], final: bool = False) -> None:
         for i, word in enumerate(committed):
+            if self.open_language is not None and word.language != self.open_language:
+                # A change of speaker ends the sentence (the translator's Conversation ends
+                # it too), even where the last word went before its full stop was heard.
+                self.sentence += 1
             # The stream's last word closes its sentence.
             end = word.sentence_end or (final and i == len(committed) - 1)
             msg = SourceWord(
@@ -55,6 +59,7 @@ class _Emitter:
             bus.send(self.source, msg)
             self.seq += 1
             self.sentence += end
+            self.open_language = None if end else word.language
 
 
 def _transcribe(ctx: zmq.Context, control: stage.Control, args: argparse.Namespace, cfg: Config):

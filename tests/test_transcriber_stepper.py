@@ -296,6 +296,22 @@ def test_a_sound_after_a_sentence_end_does_not_carry_its_language_to_the_next_tu
     assert [(w.text, w.language) for w in out] == [(t, lang) for t, _, _, lang in turns]
 
 
+def test_an_utterance_over_before_its_language_is_sure_keeps_the_speakers():
+    """A citation after a pause ("Oravec, 2002" closing a German turn): Whisper names it
+    English, unsure, and it ends before it is sure. It is the same speaker's."""
+    turns = [("Guten", 0.5, 0.9, "de"), ("Tag.", 1.0, 1.6, "de")]
+    turns += [("Oravec,", 3.0, 3.7, "en"), ("zweitausendzwei.", 3.8, 4.6, "en")]
+    expected = [(t, "de") for t, *_ in turns]
+    for sure_from_s, want in (
+        ({"en": 5.0}, expected),
+        ({}, expected[:2] + [(t, "en") for t, *_ in turns[2:]]),
+    ):
+        window = ConversationWindow(turns, sure_from_s=sure_from_s)
+        stepper, _ = make(window=window, languages=("en", "de"), language=None)
+        out = [e.word for e in replay(stepper, speech_audio(7.0, window.script), chunk_s=0.1)]
+        assert [(w.text, w.language) for w in out] == want  # (sure: it is taken as named)
+
+
 def test_a_short_tail_after_a_pause_keeps_the_speakers_language():
     """Too little speech to tell (Whisper names English for most of it): a short
     fragment after a sentence end is taken as the same speaker's."""

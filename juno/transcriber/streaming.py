@@ -239,9 +239,11 @@ class StreamingTranscriber:
         named the second sentence of a German turn, and a citation "Oravec, 2002" at
         the end of another, English).
 
-        A ``complete`` utterance (a pause follows) shorter than ``identify_speech_s`` is
-        too short to tell (Whisper names English for most of them): it is taken to be
-        in the language of the words before it, a tail of the same speaker's turn."""
+        An identification less sure than ``identify_confidence`` waits for more speech, up
+        to ``identify_max_speech_s``. A ``complete`` utterance (a pause follows) shorter
+        than ``identify_speech_s``, or over while still unsure, is too short to tell
+        (Whisper names English for most of them): it is taken to be in the language of
+        the words before it, a tail of the same speaker's turn."""
         opts = self.options
         if self._prompt_language is not None and not self.track.paused_since(
             self._sentence_end_s, opts.sentence_pause_s
@@ -266,6 +268,9 @@ class StreamingTranscriber:
                 # Unsure (a quiet voice, a name): nothing is decoded until more is heard.
                 self.language = None
                 return False
+            if self._prompt_language is not None:
+                # Over before it could be told (a citation after a pause): the same speaker.
+                language = self._prompt_language
         if language != self.language:
             log.info("utterance language: %s (%.2f)", language, probability)
         self.language = language
