@@ -312,6 +312,22 @@ def test_an_utterance_over_before_its_language_is_sure_keeps_the_speakers():
         assert [(w.text, w.language) for w in out] == want  # (sure: it is taken as named)
 
 
+def test_the_rest_of_a_last_words_sound_is_not_transcribed_again():
+    """Whisper ends a word early; the rest of its sound after a sentence end is no new
+    speech. (Decoded alone with the sentence as prompt, Whisper said its first word again:
+    "Experience proves this." then "Experience".)"""
+    script = [("Guten", 0.5, 0.9), ("Tag.", 1.0, 1.6)]
+    audio = speech_audio(5.0, script)
+    for end_s, decoded_after in ((1.9, False), (2.4, True)):  # a tail, then a new sound
+        window = ScriptedWindow(script)
+        sound = np.arange(int(1.6 * RATE), int(end_s * RATE))
+        audio[sound] = 0.3 * np.sin(2 * np.pi * 200 * sound / RATE)
+        stepper, _ = make(window=window)
+        out = [e.word.text for e in replay(stepper, audio, chunk_s=0.1)]
+        assert out == ["Guten", "Tag."]
+        assert any(start >= 1.6 for start, _, _ in window.calls) == decoded_after
+
+
 def test_a_short_tail_after_a_pause_keeps_the_speakers_language():
     """Too little speech to tell (Whisper names English for most of it): a short
     fragment after a sentence end is taken as the same speaker's."""

@@ -43,6 +43,8 @@ POLICIES = ("alignatt", "local-agreement")
 # A last word is said whole while speech follows it after at most this gap (Whisper's
 # word ends run a little early; the gap between two words is shorter).
 SPEECH_AFTER_GAP_S = 0.3
+# The sound of a word can run this long past the end Whisper gives it.
+WORD_TAIL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,10 @@ class StreamingTranscriber:
         end_s = self.buffer_end_s
         self._stepped_s = end_s
         new_from = max(self._start_s, self.policy.last_end_s)
+        if self.policy.at_sentence_start:
+            # Whisper ends a word early: the rest of its sound, after a sentence end, is no
+            # new speech (decoded alone, with the sentence as prompt, it gave that again).
+            new_from = self.track.tail_end_s(new_from, WORD_TAIL_S)
         if self.track.speech_s(new_from, end_s) < opts.min_speech_s and not self.policy.pending:
             # Nothing new was said: keep only a lead-in for the next speech onset.
             return self._cut(max(end_s - opts.lead_in_s, self.policy.last_end_s))

@@ -157,6 +157,19 @@ class SpeechTrack:
         hi = max(int(np.ceil(end_s / FRAME_S)) - self._first, 0)
         return sum(self._flags[lo:hi]) * FRAME_S
 
+    def tail_end_s(self, t_s: float, within_s: float) -> float:
+        """Where the speech going on at ``t_s`` stops, if it stops within ``within_s``
+        after it (the rest of a word Whisper ended early); else ``t_s``."""
+        i = int(t_s / FRAME_S) - self._first
+        limit = i + int(np.ceil(within_s / FRAME_S))
+        if not 0 <= i < len(self._flags) or not self._flags[i]:
+            return t_s
+        while i < len(self._flags) and self._flags[i]:
+            i += 1
+            if i > limit:
+                return t_s
+        return max(t_s, (self._first + i) * FRAME_S) if i < len(self._flags) else t_s
+
     def last_speech_end_s(self) -> float | None:
         """End of the latest speech frame kept, or None."""
         for i in range(len(self._flags) - 1, -1, -1):
