@@ -7,11 +7,17 @@ other test runs where no model was fetched: the tiny models are made here.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-import juno  # noqa: F401  (loads OpenBLAS before anything imports mlx)
+# On an NVIDIA GPU, MLX runs float32 matrix products in TF32 (MLX_ENABLE_TF32, on by
+# default there), about 1e-3 off; the exactness tests compare logits to 1e-4 (the
+# CPU always computes them in full float32).
+os.environ.setdefault("MLX_ENABLE_TF32", "0")
+
+import juno  # noqa: E402, F401  (loads OpenBLAS before anything imports mlx)
 from juno.config import ModelsConfig
 from juno.models.resolve import models_dir
 from juno.paths import shared_data

@@ -125,6 +125,52 @@ def special_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     return frozenset(i for i in ids if 0 <= i < vocab)
 
 
+@functools.cache
+def _writer_rules(
+    *, ending: bool, mask_ending: bool, no_end: bool, unsure: bool, opens_word: bool, greedy: bool
+) -> Callable[..., tuple[mx.array, mx.array | None, mx.array | None, mx.array | None]]:
+    """The writer's rules over one row of logits, compiled as one graph per set of
+    rules in force (a GPU runs it as a few fused kernels, not one per operation).
+
+    ``ending``: whether the best token would end the translation early (returned as
+    ``wants_end``), or with ``mask_ending``, the ending tokens masked when it would;
+    ``no_end``: the translation may not end yet; ``unsure``: whether the best token
+    opens a word under the minimum log-probability (only a spaced token opens one when
+    ``opens_word``, i.e. some text is written; the first token always does);
+    ``greedy``: the argmax token too. Returns (logprobs, token, wants_end, unsure),
+    None where not asked.
+    """
+
+    def rules(logits, never, early_end, end, spaced, min_logprob):
+        logits = mx.where(never, -mx.inf, logits)
+        wants_end = None
+        if ending:
+            best_ends = early_end[mx.argmax(logits, axis=-1)]
+            if mask_ending:
+                logits = mx.where(best_ends, mx.where(early_end, -mx.inf, logits), logits)
+            else:
+                wants_end = best_ends
+        if no_end:
+            logits = mx.where(end, -mx.inf, logits)
+        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+        best = mx.argmax(logprobs, axis=-1)
+        doubt = None
+        if unsure:
+            sure = mx.take_along_axis(logprobs, best[:, None], axis=-1)[:, 0] >= min_logprob
+            doubt = (spaced[best] if opens_word else mx.ones_like(sure)) & ~sure
+        outputs = (logprobs, best if greedy else None, wants_end, doubt)
+        return tuple(o for o in outputs if o is not None)
+
+    compiled = mx.compile(rules)
+    present = (True, greedy, ending and not mask_ending, unsure)
+
+    def run(*arrays: mx.array):
+        outputs = iter(compiled(*arrays))
+        return tuple(next(outputs) if p else None for p in present)
+
+    return run
+
+
 def _mask(vocab: int, ids: frozenset[int]) -> mx.array:
     mask = mx.zeros((vocab,), dtype=mx.bool_)
     if ids:
@@ -270,6 +316,18 @@ class StreamingTranslator:
         self._min_logprob = options.min_logprob
         self._spaced = space_tokens(tokenizer, vocab) if options.min_confidence else frozenset()
         self._spaced_mask = _mask(vocab, self._spaced) if self._spaced else None
+        # The compiled rules take every mask, used or not (see _writer_rules).
+        self._early_end_mask_or_none = (
+            self._early_end_mask if self._early_end_mask is not None else self._end_mask
+        )
+        self._spaced_mask_or_none = (
+            self._spaced_mask if self._spaced_mask is not None else self._end_mask
+        )
+        self._min_logprob_array = mx.array(
+            self._min_logprob if self._min_logprob is not None else 0.0, dtype=mx.float32
+        )
+        # Greedy decoding (temp 0, the default) samples inside the compiled rules.
+        self.greedy = options.temp == 0.0
         # Source chunks only need keys and values: run the body, skip the LM head.
         self._body = getattr(model, "model", model)
 
@@ -443,30 +501,28 @@ class StreamingTranslator:
             history = mx.array(self._target.tokens, dtype=mx.uint32)
             for processor in self.logits_processors:
                 logits = processor(history, logits)
-        logits = mx.where(self._never, -mx.inf, logits)
         if self.no_repeat_ngram:
             banned = self._ngrams.bans() & self._wordy
             if banned:
-                # logits is a fresh array here (the mx.where above), so this writes no cache state.
+                # A fresh array (the cache's logits are never written in place).
+                logits = mx.where(self._never, -mx.inf, logits)
                 logits[..., mx.array(sorted(banned))] = -mx.inf
-        wants_end = None  # the writer's best token would end the translation early
-        if self.read_on_end and not self.policy.eos_allowed:
-            ending = self._early_end_mask[mx.argmax(logits, axis=-1)]
-            if not self.end_reads or self.policy.end_streak < self.end_reads:
-                wants_end = ending
-            else:  # read enough for it: the ending tokens are masked, the writer goes on
-                logits = mx.where(ending, mx.where(self._early_end_mask, -mx.inf, logits), logits)
-        if not self.policy.eos_allowed:
-            # More source may come: the translation must not end yet.
-            logits = mx.where(self._end_mask, -mx.inf, logits)
-        logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
-        unsure = None  # the writer's best token opens a word it is not sure of
-        if self._min_logprob is not None and not self.policy.eos_allowed:
-            best = mx.argmax(logprobs, axis=-1)
-            sure = mx.take_along_axis(logprobs, best[:, None], axis=-1)[:, 0] >= self._min_logprob
-            opens = self._spaced_mask[best] if self._target.text.strip() else mx.array([True])
-            unsure = opens & ~sure
-        sampled = self.sampler(logprobs)
+        policy = self.policy
+        ending = self.read_on_end and not policy.eos_allowed
+        rules = _writer_rules(
+            ending=ending,
+            # Read enough for it: the ending tokens are masked, the writer goes on.
+            mask_ending=ending and bool(self.end_reads) and policy.end_streak >= self.end_reads,
+            no_end=not policy.eos_allowed,
+            unsure=self._min_logprob is not None and not policy.eos_allowed,
+            opens_word=bool(self._target.text.strip()),
+            greedy=self.greedy,
+        )
+        logprobs, token_array, wants_end, unsure = rules(
+            logits, self._never, self._early_end_mask_or_none, self._end_mask,
+            self._spaced_mask_or_none, self._min_logprob_array,
+        )  # fmt: skip
+        sampled = token_array if self.greedy else self.sampler(logprobs)
         flags = [f for f in (wants_end, unsure) if f is not None]
         mx.async_eval(sampled, *flags)
         if self.pipelined and self._fed_whatever_it_is():
