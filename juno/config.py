@@ -90,6 +90,10 @@ class TranscribeConfig:
     # AlignAtt: mid-utterance, the last word decoded is committed at once when the token
     # that stopped the decoding starts a new word; off, it waits for the next step.
     commit_at_word_boundary: bool = True
+    # AlignAtt, with fit_audio_ctx: the decoding that ends an utterance, when it holds a
+    # word Whisper gave less than this, is decoded again on the full 30 s context (a
+    # fitted context now and then gives a word the whole clip doesn't); 0 never does.
+    recheck_full_ctx_below: float = 0.0
     # CPU backend: the transcribe process's BLAS threads in `juno run`; 0 gives it half
     # the cores, the translate process the other half.
     cpu_threads: int = 0
@@ -422,6 +426,9 @@ def check(config: Config, source: str = "config") -> None:
         )
     if config.transcribe.beam_size < 1:
         raise JunoError(f"{source}: transcribe.beam_size must be 1 (greedy) or more")
+    for key in ("min_word_probability", "recheck_full_ctx_below"):
+        if not 0 <= getattr(config.transcribe, key) <= 1:
+            raise JunoError(f"{source}: transcribe.{key} must be within 0 and 1")
     for section in ("transcribe", "translate"):
         if getattr(config, section).cpu_threads < 0:
             raise JunoError(f"{source}: {section}.cpu_threads must be 0 (half the cores) or more")

@@ -142,3 +142,10 @@ def test_conversation_keys_are_checked():
     ):
         with pytest.raises(JunoError, match=re.escape(message)):
             config.load(None, [{"conversation": over}])
+
+
+def test_transcribe_probabilities_are_checked():
+    assert config.load(None, [{"transcribe": {"recheck_full_ctx_below": 0}}])
+    for key in ("min_word_probability", "recheck_full_ctx_below"):
+        with pytest.raises(JunoError, match=re.escape(f"transcribe.{key} must be within 0 and 1")):
+            config.load(None, [{"transcribe": {key: 1.2}}])

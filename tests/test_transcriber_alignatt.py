@@ -113,8 +113,16 @@ class AttendingWindow(ScriptedWindow):
         self.step_cost_s = step_cost_s
         self.clock = clock
         self.says_whole = lambda whole: whole
+        # Words this Whisper is unsure of on a fitted context: {word: what it says on the
+        # full context, sure of it}.
+        self.unsure: dict[str, str] = {}
 
-    def continue_decoding(self, audio, language, prompt, forced, stop_at_s, max_new):
+    fit_context = True
+
+    def continue_decoding(
+        self, audio, language, prompt, forced, stop_at_s, max_new, full_context=False
+    ):
+        self.full_context.append(full_context)
         if self.clock is not None:
             self.clock.now += self.step_cost_s
         end = self.stepper.buffer_end_s
@@ -130,7 +138,10 @@ class AttendingWindow(ScriptedWindow):
             if s >= heard:  # the first token of this word already looks past the end
                 break
             # A word that started in time may still be cut off by the buffer's end.
-            out.append(Word(t, s - start, min(e, end) - start, 0.9, tokens=(i,)))
+            p = 0.9
+            if t in self.unsure:
+                t, p = (self.unsure[t], 0.9) if full_context else (t, 0.6)
+            out.append(Word(t, s - start, min(e, end) - start, p, tokens=(i,)))
         # The token that stopped it starts a new word when the last word said was heard
         # in full (``says_whole``: what this Whisper claims about it).
         whole = bool(out) and self.script[out[-1].tokens[0]][2] <= heard
@@ -201,6 +212,33 @@ def test_at_a_word_boundary_the_last_word_goes_a_step_sooner():
     assert lags(True, says_whole=lambda whole: False) == waiting
     # Off, what Whisper says about the boundary is not heard.
     assert lags(False, says_whole=lambda whole: True) == waiting
+
+
+def test_an_utterance_end_unsure_of_a_word_is_decoded_again_on_the_full_context():
+    # "you" comes out at 0.6 on the fitted context, "ewe" at 0.9 on the full one;
+    # mid-utterance, the doubtful word waits for the utterance's end.
+    def run(below: float):
+        stepper, window = make(
+            recheck_full_ctx_below=below, min_word_probability=0.7, doubtful_wait_s=5.0
+        )
+        window.unsure = {"you": "ewe"}
+        out = list(replay(stepper, speech_audio(12.0), chunk_s=0.1))
+        return [e.word.text for e in out], window
+
+    texts, window = run(0.8)
+    assert texts == ["Hello", "there,", "my", "friend.", "How", "are", "ewe", "today?"] + [
+        "Fine",
+        "thanks",
+    ]
+    # Only the decodings that end an utterance, and only those unsure of a word, go
+    # again on the full context: each right after the same one on the fitted context.
+    again = [i for i, full in enumerate(window.full_context) if full]
+    assert again and all(not window.full_context[i - 1] for i in again)
+    assert all(window.calls[i][:2] == window.calls[i - 1][:2] for i in again)
+    assert len(again) < len(window.full_context) / 3
+    # Off: the fitted context's word stands, and nothing is decoded twice.
+    texts, window = run(0.0)
+    assert "you" in texts and not any(window.full_context)
 
 
 class Clock:

@@ -18,7 +18,7 @@ import json
 import os
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -198,21 +198,23 @@ def per_minute(emissions, minutes: int) -> list[list[float]]:
     return out
 
 
-def long_run(model, cfg: Config, data: Path, policies: list[str], chunk_s: float) -> list[str]:
-    """Each policy over the long recording, compute counted: WER, lag, lag per minute."""
+def long_run(model, cfg: Config, data: Path, variants: list[Variant], chunk_s: float) -> list[str]:
+    """Each variant over the long recording, compute counted: WER, lag, lag per minute."""
     audio, reference = long_recording(data)
     minutes = int(len(audio) / SAMPLE_RATE_HZ // 60) or 1
     lines = [f"long recording: {len(audio) / SAMPLE_RATE_HZ:.1f} s, compute counted"]
-    head = f"{'policy':16s} {'WER':>6s} {'lag med':>7s} {'p90':>6s} {'cmp/s':>5s} | lag median"
+    labels = [str(v).removesuffix(" aware") for v in variants]
+    width = max([16, *map(len, labels)])
+    head = f"{'policy':{width}s} {'WER':>6s} {'lag med':>7s} {'p90':>6s} {'cmp/s':>5s} | lag median"
     lines.append(head + " per minute " + " ".join(f"{m + 1:>5d}" for m in range(minutes)))
-    for policy in policies:
-        emitted, stats = _stream(model, cfg, audio, "en", Variant(policy, "aware"), chunk_s)
+    for variant, label in zip(variants, labels, strict=True):
+        emitted, stats = _stream(model, cfg, audio, "en", variant, chunk_s)
         text = " ".join(e.word.text for e in emitted)
         lags = [e.emitted_s - e.word.end_s for e in emitted]
         minute = [statistics.median(m) if m else float("nan") for m in per_minute(emitted, minutes)]
         ratio = minute[-1] / minute[0]
         lines.append(
-            f"{policy:16s} {wer([reference], [text]):5.1f}% {statistics.median(lags):6.2f}s "
+            f"{label:{width}s} {wer([reference], [text]):5.1f}% {statistics.median(lags):6.2f}s "
             f"{_pct(lags, 90):5.2f}s {stats.compute_s / stats.audio_s:5.2f} | "
             + " ".join(f"{m:5.2f}" for m in minute)
             + f"  (last/first {ratio:.2f})"
@@ -271,8 +273,6 @@ def whole_clip(model, audio: np.ndarray, language: str, beams: int) -> str:
 
 
 def _with(cfg: Config, **fields) -> Config:
-    from dataclasses import replace
-
     return replace(cfg, transcribe=replace(cfg.transcribe, **fields))
 
 
@@ -545,17 +545,25 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             first = r.streams[str(variants[0])][-1] if variants else ""
             print(f"# {clip.name}: {first}", flush=True)
 
-    labels = [str(v) for v in variants]
-    for peer in peers:
-        for mode in modes:
-            variant = f"wlk-{peer} {mode}"
-            labels.append(variant)
-            for clip, record in zip(clips, _peer(args, peer, mode, clips), strict=True):
-                r = results[clip.group]
-                lags = [e - end for e, _, end, _ in record["words"]]
-                r.streams.setdefault(variant, []).append(record["text"])
-                r.lags.setdefault(variant, []).extend(lags)
-                r.compute_s[variant] = r.compute_s.get(variant, 0.0) + record["compute_s"]
+        labels = [str(v) for v in variants]
+        for peer in peers:
+            for mode in modes:
+                variant = f"wlk-{peer} {mode}"
+                labels.append(variant)
+                for clip, record in zip(clips, _peer(args, peer, mode, clips), strict=True):
+                    r = results[clip.group]
+                    lags = [e - end for e, _, end, _ in record["words"]]
+                    r.streams.setdefault(variant, []).append(record["text"])
+                    r.lags.setdefault(variant, []).extend(lags)
+                    r.compute_s[variant] = r.compute_s.get(variant, 0.0) + record["compute_s"]
+                    if per_clip:
+                        line = {"set": clip.group, "clip": clip.name, "language": clip.language}
+                        line[variant] = {
+                            "text": record["text"],
+                            "lags_s": lags,
+                            "compute_s": record["compute_s"],
+                        }
+                        per_clip.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
     head += "".join(f" {f'whole b{n}':>9s}" for n in whole_beams)
@@ -579,7 +587,9 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
         for line in step_times(model, cfg, clips) + alignatt_steps(model, pad_s(cfg)):
             print(line)
     if args.long:
-        for line in long_run(model, cfg, shared_data() / "audio", policies, chunk_s):
+        # Each policy and AlignAtt variant (--beams, --vary), always with compute counted.
+        long_variants = list(dict.fromkeys(replace(v, mode="aware") for v in variants))
+        for line in long_run(model, cfg, shared_data() / "audio", long_variants, chunk_s):
             print(line, flush=True)
     if args.vad_check:
         english = [c for c in clips if c.group in ("jfk", "librivox")] or clips

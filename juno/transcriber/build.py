@@ -26,6 +26,7 @@ def stream_options(cfg: Config) -> StreamOptions:
         doubtful_wait_s=t.doubtful_wait_s,
         onset_speech_s=t.onset_speech_s,
         commit_at_word_boundary=t.commit_at_word_boundary,
+        recheck_full_ctx_below=t.recheck_full_ctx_below,
         languages=tuple(cfg.pair),
         identify_speech_s=cfg.conversation.identify_speech_s,
         identify_confidence=cfg.conversation.identify_confidence,

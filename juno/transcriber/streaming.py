@@ -79,6 +79,9 @@ class StreamOptions:
     onset_speech_s: float = 0.0
     # AlignAtt: the last word is committed at once when Whisper's next token starts a word.
     commit_at_word_boundary: bool = True
+    # AlignAtt: an utterance's last decoding holding a word under this probability is
+    # decoded again on the full context (0: never).
+    recheck_full_ctx_below: float = 0.0
     # A conversation's languages (ISO 639-1): each utterance's is identified among them.
     languages: tuple[str, ...] = ()
     # Conversation: speech heard before an utterance's language is first identified.
@@ -360,7 +363,7 @@ class StreamingTranscriber:
             None if speech_end is None else speech_end - self._start_s,
             complete,
         )
-        result = self.window.continue_decoding(
+        args = (
             self._audio,
             self.language,
             self._prompt(),
@@ -368,7 +371,17 @@ class StreamingTranscriber:
             stop,
             int(MAX_TOKENS_PER_S * unheard_s) + 8,
         )
+        full_context = complete and self.options.full_context_at_pause
+        result = self.window.continue_decoding(*args, full_context=full_context)
         words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+        doubtful = [w for w in words if w.probability < self.options.recheck_full_ctx_below]
+        if complete and doubtful and self.window.fit_context and not full_context:
+            # The utterance's last decoding, unsure of a word: a fitted context is not what
+            # Whisper was trained on, and its words there differ from the whole clip's now
+            # and then ("ill-sposed" for "ill-disposed"); decode it again on the full 30 s.
+            log.debug("doubtful %s: decoded again on the full context", doubtful)
+            result = self.window.continue_decoding(*args, full_context=True)
+            words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
         if guards.too_many_for_speech(words, heard):
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
             words = []

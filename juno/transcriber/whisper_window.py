@@ -230,6 +230,7 @@ class WhisperWindow:
         forced: list[int],
         stop_s: float,
         max_new_tokens: int,
+        full_context: bool = False,
     ) -> Continuation:
         """AlignAtt's step: one decoding of ``audio`` that first reproduces the
         ``forced`` tokens (the committed words in the buffer), then emits new
@@ -244,9 +245,11 @@ class WhisperWindow:
 
         Word times come from the same attention (Whisper's DTW alignment), so
         the step costs one encoder pass and one decoder pass per new token.
+        ``full_context`` encodes on the full 30 s even when the window fits its
+        context to the audio.
         """
         model = self.model
-        features, content_frames = self.encode(audio, self.fit_context)
+        features, content_frames = self.encode(audio, self.fit_context and not full_context)
         positions = max(1, content_frames // 2)  # encoder positions holding audio
         tokenizer = get_tokenizer(
             model.is_multilingual, num_languages=model.num_languages, language=language
