@@ -75,6 +75,7 @@ def recorder(model, lang, k, phi, rules, processor, examples=()) -> Recorder:
         ),
         examples=list(examples),
         logits_processors=[processor],
+        pipelined=False,  # batch rows write one token at a time (the default on a GPU is on)
     )
 
 
@@ -150,6 +151,7 @@ def test_a_waiting_language_does_not_hold_up_the_others():
             CharTokenizer(),
             options(wait_k=k, max_tokens_per_word=3, target_language=lang),
             examples=[],
+            pipelined=False,
         )
         for lang, k in (("fr", 1), ("de", 4))
     ]
@@ -184,7 +186,7 @@ def test_batch_construction_refuses_what_it_cannot_do():
     assert all(not row.pipelined for row in batch.rows)
     other = tiny_model("llama")
     with pytest.raises(ValueError, match="share one model"):
-        BatchTranslator([batch.rows[0], StreamingTranslator(other, tok, base)])
+        BatchTranslator([batch.rows[0], StreamingTranslator(other, tok, base, pipelined=False)])
 
 
 def _processor(policy: str):

@@ -137,6 +137,7 @@ def test_accepted_drafts_save_forwards():
             options(wait_k=1, max_tokens_per_word=3, max_words_per_sentence=10, one_line=False),
             drafter=drafter,
             draft_length=DraftLength(1, 4, 2),
+            pipelined=False,  # forwards counted one per token, as with drafts (on a GPU too)
         )
         t.feed("the cat sat")
         t.end_sentence()
