@@ -433,8 +433,7 @@ def part_word_times(model, tokenizer, cfg: Config, label: str, sentences: int = 
         f"(g) write time per target word, {label}, wait-3, {sentences} FLORES sentences live "
         "(after one untimed): each source word fed alone, the writer's work until it waits "
         "again shared among the words it wrote, and among its model calls; and each word's "
-        "own time (from the word before, or the source word) over its tokens (random weights "
-        "write words of 1 to 50 tokens)",
+        "own time (from the word before, or the source word) over its tokens",
         ["per", "count", "median ms", "p90 ms", "p99 ms", "max ms", "p99 / median"],
     )
     rows = (
