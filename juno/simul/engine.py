@@ -316,15 +316,14 @@ class StreamingTranslator:
         self._min_logprob = options.min_logprob
         self._spaced = space_tokens(tokenizer, vocab) if options.min_confidence else frozenset()
         self._spaced_mask = _mask(vocab, self._spaced) if self._spaced else None
-        # The compiled rules take every mask, used or not (see _writer_rules).
-        self._early_end_mask_or_none = (
-            self._early_end_mask if self._early_end_mask is not None else self._end_mask
-        )
-        self._spaced_mask_or_none = (
-            self._spaced_mask if self._spaced_mask is not None else self._end_mask
-        )
-        self._min_logprob_array = mx.array(
-            self._min_logprob if self._min_logprob is not None else 0.0, dtype=mx.float32
+        # What the compiled rules take after the logits (see _writer_rules): every mask,
+        # whether its rule is on or not (an unused one stands in as the end mask).
+        self._rule_inputs = (
+            self._never,
+            self._early_end_mask if self._early_end_mask is not None else self._end_mask,
+            self._end_mask,
+            self._spaced_mask if self._spaced_mask is not None else self._end_mask,
+            mx.array(self._min_logprob or 0.0, dtype=mx.float32),
         )
         # Greedy decoding (temp 0, the default) samples inside the compiled rules.
         self.greedy = options.temp == 0.0
@@ -518,10 +517,7 @@ class StreamingTranslator:
             opens_word=bool(self._target.text.strip()),
             greedy=self.greedy,
         )
-        logprobs, token_array, wants_end, unsure = rules(
-            logits, self._never, self._early_end_mask_or_none, self._end_mask,
-            self._spaced_mask_or_none, self._min_logprob_array,
-        )  # fmt: skip
+        logprobs, token_array, wants_end, unsure = rules(logits, *self._rule_inputs)
         sampled = token_array if self.greedy else self.sampler(logprobs)
         flags = [f for f in (wants_end, unsure) if f is not None]
         mx.async_eval(sampled, *flags)
