@@ -272,6 +272,11 @@ def whole_clip(model, audio: np.ndarray, language: str, beams: int) -> str:
     return " ".join(w.text for w in out.words)
 
 
+def _replayed(text: str, lags: list[float], compute_s: float) -> dict[str, Any]:
+    """One replay of a clip, as ``--jsonl`` writes it (Juno's and the peer's alike)."""
+    return {"text": text, "lags_s": lags, "compute_s": compute_s}
+
+
 def _with(cfg: Config, **fields) -> Config:
     return replace(cfg, transcribe=replace(cfg.transcribe, **fields))
 
@@ -538,7 +543,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 r.streams.setdefault(mode, []).append(text)
                 r.lags.setdefault(mode, []).extend(lags)
                 r.compute_s[mode] = r.compute_s.get(mode, 0.0) + stats.compute_s
-                record[mode] = {"text": text, "lags_s": lags, "compute_s": stats.compute_s}
+                record[mode] = _replayed(text, lags, stats.compute_s)
             if per_clip:
                 per_clip.write(json.dumps(record, ensure_ascii=False) + "\n")
                 per_clip.flush()
@@ -558,11 +563,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                     r.compute_s[variant] = r.compute_s.get(variant, 0.0) + record["compute_s"]
                     if per_clip:
                         line = {"set": clip.group, "clip": clip.name, "language": clip.language}
-                        line[variant] = {
-                            "text": record["text"],
-                            "lags_s": lags,
-                            "compute_s": record["compute_s"],
-                        }
+                        line[variant] = _replayed(record["text"], lags, record["compute_s"])
                         per_clip.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     head = f"{'set':12s} {'clips':>5s} {'audio s':>7s} {'WER whole':>9s}"
