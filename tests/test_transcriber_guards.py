@@ -77,3 +77,25 @@ def test_clean_drops_a_squeezed_tail_once_the_words_over_silence_are_gone():
     # The old order (tail first, then speech) kept the squeezed words.
     kept = guards.on_speech(guards.drop_doubtful_tail(words), speech)
     assert texts(kept)[-1] == "bisschen"
+
+
+def test_a_squeezed_copy_of_the_committed_words_is_cut():
+    # The 3:19 address at a pause: "Captain David Brown" committed and forced, then
+    # Whisper's decoding (times from the trace) said it again with no audio under it.
+    before = [w("Captain", 38.12, 39.74), w("David", 39.74, 40.02), w("Brown", 40.02, 40.32)]
+    said = [("Commander", 40.32, 42.02), ("William", 42.02, 42.44), ("McCool", 42.44, 42.64)]
+    again = [(t, 42.64, 42.64) for t in ("Captain", "David", "Brown", "Commander", "William")]
+    words = [w(*x) for x in [*said, *again, ("McCool", 42.64, 42.98)]]
+    out = guards.cut_squeezed_repeat(words, before)
+    assert texts(out) == ["Commander", "William", "McCool"]
+    assert texts(guards.clean(words, 30.0, 44.0, speech_between(30.0, 43.4), before)) == texts(out)
+    # Without the committed words before them, the new words hold no copy of a copy.
+    assert texts(guards.cut_squeezed_repeat(words)) == texts(words)
+
+
+def test_a_phrase_said_twice_in_its_own_time_stays():
+    before = [w("never", 1.0, 1.3)]
+    words = [w("again,", 1.3, 1.8), w("never", 2.0, 2.3), w("again.", 2.3, 2.8)]
+    assert texts(guards.cut_squeezed_repeat(words, before)) == texts(words)
+    squeezed = [w("again,", 1.3, 1.8), w("never", 1.8, 1.8), w("again.", 1.8, 1.85)]
+    assert texts(guards.cut_squeezed_repeat(squeezed, before)) == ["again,"]

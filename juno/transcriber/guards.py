@@ -7,7 +7,7 @@ words past the end of the audio. Each guard takes and returns stream-time words.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from juno.transcriber.words import Word, normalize
@@ -101,6 +101,30 @@ def cut_loops(words: list[Word]) -> list[Word]:
     return words if at is None else words[:at]
 
 
+def cut_squeezed_repeat(
+    words: list[Word], before: Sequence[Word] = (), max_s_per_word: float = 0.1
+) -> list[Word]:
+    """Cut the words where they say again, squeezed into (almost) no audio, the
+    words just before them (``before``: the committed words they follow).
+
+    At a pause Whisper may repeat the end of the forced prefix: "Captain David
+    Brown" forced, then "Commander William McCool Captain David Brown Commander
+    William McCool" decoded, the second copy timed 0 s a word. A phrase said
+    twice takes the time it takes to say it, so only a squeezed copy is cut.
+    """
+    keys = [normalize(w.text) for w in (*before, *words)]
+    k = len(before)
+    for j in range(len(words)):
+        at = k + j  # where a copy would start
+        for n in range(2, min(at, len(keys) - at) + 1):
+            copy = words[j : j + n]
+            if keys[at - n : at] == keys[at : at + n] and (
+                sum(w.end_s - w.start_s for w in copy) < n * max_s_per_word
+            ):
+                return words[:j]
+    return words
+
+
 def drop_doubtful_tail(words: list[Word], min_s: float = 0.1, min_p: float = 0.1) -> list[Word]:
     """Drop the last words while the alignment gave them (almost) no audio or
     Whisper gave them almost no probability.
@@ -145,8 +169,15 @@ def drop_stock_phrases(
     return out
 
 
-def clean(words: list[Word], start_s: float, end_s: float, speech_s: SpeechIn) -> list[Word]:
-    """All the guards, in order, on a window's words over audio [start_s, end_s).
+def clean(
+    words: list[Word],
+    start_s: float,
+    end_s: float,
+    speech_s: SpeechIn,
+    before: Sequence[Word] = (),
+) -> list[Word]:
+    """All the guards, in order, on a window's words over audio [start_s, end_s)
+    (``before``: the committed words they continue, as AlignAtt forces them).
 
     The doubtful tail is judged after the words without speech are gone: Whisper
     squeezes what it adds past the speech into its last frames ("gewachsen. Das
@@ -155,6 +186,7 @@ def clean(words: list[Word], start_s: float, end_s: float, speech_s: SpeechIn) -
     """
     words = inside(words, start_s, end_s)
     words = cut_loops(words)
+    words = cut_squeezed_repeat(words, before)
     words = on_speech(words, speech_s)
     words = drop_stock_phrases(words, speech_s)
     return drop_doubtful_tail(words)

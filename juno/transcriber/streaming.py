@@ -373,7 +373,7 @@ class StreamingTranscriber:
         )
         full_context = complete and self.options.full_context_at_pause
         result = self.window.continue_decoding(*args, full_context=full_context)
-        words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+        words = self._clean(result.words, result.no_speech_prob, result.avg_logprob, True)
         doubtful = [w for w in words if w.probability < self.options.recheck_full_ctx_below]
         if complete and doubtful and self.window.fit_context and not full_context:
             # The utterance's last decoding, unsure of a word: a fitted context is not what
@@ -381,7 +381,7 @@ class StreamingTranscriber:
             # and then ("ill-sposed" for "ill-disposed"); decode it again on the full 30 s.
             log.debug("doubtful %s: decoded again on the full context", doubtful)
             result = self.window.continue_decoding(*args, full_context=True)
-            words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+            words = self._clean(result.words, result.no_speech_prob, result.avg_logprob, True)
         if guards.too_many_for_speech(words, heard):
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
             words = []
@@ -402,13 +402,17 @@ class StreamingTranscriber:
         )
         return self.policy.insert(words, complete, heard_s=self._start_s + stop, whole=whole)
 
-    def _clean(self, words: list[Word], no_speech_prob: float, avg_logprob: float) -> list[Word]:
-        """The window's words in stream time, less what Whisper made up."""
+    def _clean(
+        self, words: list[Word], no_speech_prob: float, avg_logprob: float, forced: bool = False
+    ) -> list[Word]:
+        """The window's words in stream time, less what Whisper made up (``forced``: they
+        continue the committed words in the buffer)."""
         if guards.is_silence(no_speech_prob, avg_logprob):
             return []
         at = self._start_s
         words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in words]
-        return guards.clean(words, at, self.buffer_end_s, self.track.speech_s)
+        before = self.policy.in_buffer if forced else []
+        return guards.clean(words, at, self.buffer_end_s, self.track.speech_s, before)
 
     def _cut(self, cut_s: float, rescue: bool = True) -> list[Word]:
         """Drop buffered audio before ``cut_s``; return pending words that had to be
