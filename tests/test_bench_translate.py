@@ -89,12 +89,37 @@ def test_speed_part_times_both_loops_and_mlx_lm(tiny_llm, capsys):
     cfg = load(None)
     model, tokenizer, _ = load_llm(str(tiny_llm), cfg)
     ratio = translate.part_speed(model, tokenizer, cfg, "tiny", random_weights=True)
-    translate.part_word_times(model, tokenizer, cfg, "tiny", sentences=2)
+    translate.part_word_times(model, tokenizer, cfg, "tiny", sentences=2, random_weights=True)
     out = capsys.readouterr().out
     assert ratio > 0 and f"synced (the default here): {ratio:.3f}x mlx-lm" in out
-    for row in ("pipelined", "synced", "stream_generate"):  # (the table wraps at 80 columns)
-        assert row in out
+    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│ ")]
+    for row in ("juno,", "juno, synced", "mlx-lm"):  # ("pipelined" wraps at 80 columns)
+        assert row in rows
     assert "target word" in out and "model call" in out
+
+
+def test_random_weights_write_the_reference_they_are_given(tiny_llm):
+    """The word-times part on random weights: the model writes FLORES's French, sentence
+    by sentence, so its words are real words, and each sentence ends after its last."""
+    from juno.bench import translate
+    from juno.config import load
+    from juno.models.loading import load_llm
+    from juno.simul.policy import join_words
+
+    cfg = load(None)
+    model, tokenizer, _ = load_llm(str(tiny_llm), cfg)
+    # (No full stop inside: a sentence's end mid-source is the writer's to refuse.)
+    refs = ["Le chat gris dort sur le canapé rouge", "Aujourd'hui, il fait très beau à Paris"]
+    reference = translate._Reference(tokenizer, refs)
+    translator = translate._translator(
+        model, tokenizer, cfg, "fr", processors=[reference], wait_k=3, no_repeat_ngram=0,
+        max_tokens_per_word=50,
+    )  # fmt: skip
+    for source, ref in zip(
+        ["The grey cat sleeps on the red sofa", "It is sunny in Paris today"], refs, strict=True
+    ):
+        translator.feed(source.split())
+        assert join_words(translator.finish()) == ref
 
 
 def test_catch_up_part_runs_both_readings(tiny_llm, capsys):
