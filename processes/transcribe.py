@@ -53,7 +53,7 @@ class _Emitter:
             msg = SourceWord(
                 self.seq, word.end_s, self.origin_wall_s, word.text, word.start_s, word.end_s,
                 word.probability, end, self.sentence, time.time(), self.tokens, self.compute_s,
-                word.language,
+                word.language, word.attached,
             )  # fmt: skip
             bus.send(self.words, msg)
             bus.send(self.source, msg)

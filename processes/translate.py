@@ -22,6 +22,7 @@ from juno import backend
 from juno.config import Config
 from juno.pipeline import bus, stage
 from juno.pipeline.messages import EndOfStream, SentenceEnd, SourceWord, TargetWord
+from juno.simul.policy import join_words
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ class _Link:
                         sentence.fed[-1].end_s,
                         self.origin_wall_s,
                         index,
-                        " ".join(w.text for w in sentence.items),
+                        join_words(sentence.items),
                         sentence.text,
                         language,
                     )  # fmt: skip

@@ -27,11 +27,17 @@ class Feed:
         return self.seq - 1
 
     def source(
-        self, text: str, start: float, end: float, sentence: int, language: str = ""
+        self,
+        text: str,
+        start: float,
+        end: float,
+        sentence: int,
+        language: str = "",
+        attached: bool = False,
     ) -> SourceWord:
         return SourceWord(
             self._next(), end, ORIGIN, text, start, end, 0.9, False, sentence, ORIGIN + end,
-            language=language,
+            language=language, attached=attached,
         )  # fmt: skip
 
     def target(self, text: str, sentence: int, read: int, language: str = "") -> TargetWord:
@@ -126,6 +132,7 @@ def test_events_are_one_flushed_json_line_per_message_in_order(rec):
         "stage_tokens": 0,
         "stage_compute_s": 0.0,
         "language": "",
+        "attached": False,
     }
     assert lines[3]["reason"] == "capture"
 
@@ -205,6 +212,21 @@ def test_sentence_in_progress_is_written_with_what_it_has(rec):
         (2.0, 3.0, "Three four"),
         (4.0, 4.5, "Five"),
     ]
+
+
+def test_a_source_word_that_continues_the_one_before_joins_it(rec):
+    # The transcriber committed "cold", then Whisper went on with "-hearted".
+    f = Feed()
+    for m in [
+        f.source("A", 0.0, 0.2, 0),
+        f.source("cold", 0.2, 0.5, 0),
+        f.source("-hearted", 0.5, 0.9, 0, attached=True),
+        f.source("man.", 1.0, 1.4, 0),
+    ]:
+        rec.record(m, 0.0)
+    rec.write_texts()
+    assert read(rec, "transcript.txt") == "A cold-hearted man.\n"
+    assert parse(read(rec, "transcript.srt"), False) == [(0.0, 1.4, "A cold-hearted man.")]
 
 
 def test_rewrites_are_atomic_and_leave_no_temp_files(rec):

@@ -380,3 +380,16 @@ def test_sentence_text_equals_decoding_the_whole_sentence_for_each_token(tmp_pat
 
     vocab = make_tokenizer(tmp_path)
     check_sentence_text(load_tokenizer(tmp_path), vocab)
+
+
+def test_a_source_word_that_continues_the_one_before_is_read_unspaced(model):
+    """The transcriber's "cold" then "-hearted" (attached): the model reads "cold-hearted"."""
+    from juno.transcriber.words import Word
+
+    read = {}
+    for attached in (False, True):
+        t = translator(model, max_tokens_per_word=2, max_words_per_sentence=2)
+        t.feed([Word("cold", 0.0, 0.3), Word("-hearted", 0.3, 0.6, attached=attached)])
+        t.finish()
+        read[attached] = t.stats.source_tokens
+    assert read[False] - read[True] == 1  # the space before "-hearted"

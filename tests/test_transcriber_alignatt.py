@@ -341,3 +341,22 @@ def test_an_utterances_last_word_waits_for_the_pause_that_ends_its_sentence():
     out = [e.word for e in replay(stepper, speech_audio(9.0, script), chunk_s=0.1)]
     assert [w.text for w in out] == [t for t, _, _ in script]
     assert [w.text for w in out if w.sentence_end] == ["w5", "v2"]
+
+
+def test_a_first_new_piece_without_a_space_continues_the_last_forced_word():
+    """Whisper's pieces (mlx-whisper's word timings): "ill" "-disposed" in one decoding are
+    one word; a first piece without a space after forced words continues the last of
+    them, which is committed already: it comes out attached."""
+    from juno.transcriber.whisper_window import _join_continuations
+
+    def piece(text, start, end):
+        return {"word": text, "start": start, "end": end, "probability": 0.9}
+
+    same = _join_continuations([piece(" ill", 0, 0.2), piece("-disposed", 0.2, 0.6)], True)
+    assert [(w.text, w.attached) for w in same] == [("ill-disposed", False)]
+    later = [piece("-hearted", 0.5, 0.9), piece(" man", 1.0, 1.2)]
+    words = _join_continuations(later, True, continues=True)
+    assert [(w.text, w.attached) for w in words] == [("-hearted", True), ("man", False)]
+    assert not _join_continuations(later, True)[0].attached  # nothing forced before it
+    assert not _join_continuations(later, False, continues=True)[0].attached  # unspaced script
+    assert not _join_continuations(later[1:], True, continues=True)[0].attached

@@ -86,6 +86,14 @@ def test_sentences_fill_out_of_step():
     assert (transcript.source_word_count, transcript.target_word_count) == (3, 2)
 
 
+def test_a_source_word_that_continues_the_one_before_is_shown_joined():
+    transcript = Transcript()
+    transcript.add(source(0, "cold", 0.5), ORIGIN_S + 1)
+    transcript.add(dataclasses.replace(source(0, "-hearted", 0.9), attached=True), ORIGIN_S + 1)
+    transcript.add(source(0, "man.", 1.2, last=True), ORIGIN_S + 2)
+    assert transcript.sentences[0].source == "cold-hearted man."
+
+
 def test_sentences_are_ordered_by_index():
     transcript = Transcript()
     transcript.add(target(2, "deux", 2.0), ORIGIN_S)

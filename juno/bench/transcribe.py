@@ -27,6 +27,7 @@ import numpy as np
 from juno.config import Config
 from juno.errors import JunoError
 from juno.eval.wer import wer
+from juno.simul.policy import join_words
 
 JFK_TEXT = (
     "And so my fellow Americans, ask not what your country can do for you, "
@@ -209,7 +210,7 @@ def long_run(model, cfg: Config, data: Path, variants: list[Variant], chunk_s: f
     lines.append(head + " per minute " + " ".join(f"{m + 1:>5d}" for m in range(minutes)))
     for variant, label in zip(variants, labels, strict=True):
         emitted, stats = _stream(model, cfg, audio, "en", variant, chunk_s)
-        text = " ".join(e.word.text for e in emitted)
+        text = join_words(e.word for e in emitted)
         lags = [e.emitted_s - e.word.end_s for e in emitted]
         minute = [statistics.median(m) if m else float("nan") for m in per_minute(emitted, minutes)]
         ratio = minute[-1] / minute[0]
@@ -436,7 +437,7 @@ def vad_check(model, cfg: Config, clips: list[Clip], chunk_s: float) -> list[str
         hyps = []
         for c in clips:
             stepper = make_transcriber(model, vcfg, language=c.language)
-            hyps.append(" ".join(e.word.text for e in replay(stepper, c.audio, chunk_s)))
+            hyps.append(join_words(e.word for e in replay(stepper, c.audio, chunk_s)))
         score = wer([c.reference for c in clips], hyps)
         lines.append(f"vad {vad:6s}: words on {'; '.join(counts)}")
         lines.append(f"vad {vad:6s}: streaming WER on the speech clips {score:.1f}%")
@@ -537,7 +538,7 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
                 record[f"whole b{n}"] = r.offline_beams[n][-1]
             for variant in variants:
                 emitted, stats = _stream(model, cfg, clip.audio, clip.language, variant, chunk_s)
-                text = " ".join(e.word.text for e in emitted)
+                text = join_words(e.word for e in emitted)
                 lags = [e.emitted_s - e.word.end_s for e in emitted]
                 mode = str(variant)
                 r.streams.setdefault(mode, []).append(text)

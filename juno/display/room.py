@@ -10,8 +10,9 @@ one catches up in larger batches, and one that reconnects gets what it missed.
 Events (JSON objects; ``seq`` from 1 in every one):
 
 - ``source``: a committed source word (``sentence``, ``text``, ``end``: it ends the
-  sentence, ``lag_s``: shown this long after it was spoken; ``lang``: the language it
-  was spoken in, when the word names it);
+  sentence, ``lag_s``: shown this long after it was spoken; ``attached``: it continues
+  the word before it without a space, as "-hearted" after "cold"; ``lang``: the
+  language it was spoken in, when the word names it);
 - ``target``: a translated word (``sentence``, ``lang``: the target language it is in,
   ``text``, ``attached``: it follows the previous word without a space, as "30" after "9:");
 - ``sentence``: a sentence's translation into ``lang`` is complete (``sentence``, the
@@ -254,7 +255,7 @@ class RoomFeed:
             if isinstance(msg, SourceWord):
                 lag = figures.source(msg, shown_wall_s)
                 event = {"type": "source", "sentence": msg.sentence, "text": msg.text}
-                event.update(end=msg.sentence_end, lag_s=round(lag, 3))
+                event.update(end=msg.sentence_end, lag_s=round(lag, 3), attached=msg.attached)
                 if msg.language:
                     event["lang"] = msg.language
             elif isinstance(msg, TargetWord):

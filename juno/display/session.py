@@ -257,7 +257,11 @@ class SessionRecorder:
             sentence.end[self.targets.of(msg.language)] = msg
         elif text := msg.text.strip():
             if isinstance(msg, SourceWord):
-                sentence.source.append((text, msg.start_s, msg.end_s))
+                if msg.attached and sentence.source:  # "cold" "-hearted": one word
+                    before, start_s, _ = sentence.source[-1]
+                    sentence.source[-1] = (before + text, start_s, msg.end_s)
+                else:
+                    sentence.source.append((text, msg.start_s, msg.end_s))
                 sentence.language = sentence.language or msg.language
             else:
                 words = sentence.target.setdefault(self.targets.of(msg.language), [])

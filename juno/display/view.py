@@ -128,7 +128,10 @@ class Transcript:
         """
         if isinstance(msg, SourceWord):
             sentence = self._sentence(msg.sentence)
-            sentence.source_words.append(msg.text)
+            if msg.attached and sentence.source_words:
+                sentence.source_words[-1] += msg.text  # "cold" "-hearted": one word
+            else:
+                sentence.source_words.append(msg.text)
             if msg.language and not sentence.language:
                 sentence.language = msg.language
                 # A turn awaits its translation into the other language(s), not its own.

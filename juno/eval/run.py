@@ -40,6 +40,7 @@ from juno.eval.timeline import (
     translate_timeline,
     translate_timeline_rows,
 )
+from juno.simul.policy import join_words
 
 MODES = ("unaware", "aware")
 
@@ -278,7 +279,7 @@ class Evaluator:
         peak = _reset_peak()
         emitted = list(replay(stepper, audio, self.settings.chunk_s, mode == "aware", stats))
         arrivals = [Arrival(e.emitted_s, e.word.text, e.word.sentence_end) for e in emitted]
-        text = " ".join(e.word.text for e in emitted)
+        text = join_words(e.word for e in emitted)
         # The end of stream follows the last commit (the replay's finish).
         end_s = max([stats.audio_s, *(a.time_s for a in arrivals)])
         identified = None

@@ -74,6 +74,8 @@ class SourceWord(Message):
     stage_compute_s: float = 0.0
     # The language it was spoken in (ISO 639-1): in a conversation, its utterance's.
     language: str = ""
+    # It continues the word before it without a space ("cold" "-hearted").
+    attached: bool = False
 
 
 @dataclass(frozen=True)

@@ -458,12 +458,16 @@ class StreamingTranslator:
 
     def _read(self) -> Generator[Forward, Any, None]:
         """Encode every source piece the policy asks for, in one chunk."""
-        policy, words = self.policy, self._sentences[0].words
+        policy, sentence = self.policy, self._sentences[0]
+        words, fed = sentence.words, sentence.fed
         tokens: list[int] = []
         action = policy.next_action()
         while action in (Action.READ, Action.READ_END):
             if action is Action.READ:
-                tokens += encode_word(self.tokenizer, words[policy.read], policy.read == 0)
+                i = policy.read
+                # A word that continues the one before it ("cold" "-hearted") is unspaced.
+                joins = i > 0 and getattr(fed[i], "attached", False) and fed[i] is not fed[i - 1]
+                tokens += encode_word(self.tokenizer, words[i], i == 0 or joins)
                 policy.on_read()
             else:
                 tokens += self.prompt.footer

@@ -97,7 +97,8 @@ class TargetWord:
 
 
 def join_words(words: Iterable[Any]) -> str:
-    """The text of target words (``text`` and ``attached``), spaced as written."""
+    """The text of words (``text`` and ``attached``: target words, or source words that
+    continue the one before them), spaced as written."""
     out = ""
     for w in words:
         out += w.text if (not out or getattr(w, "attached", False)) else " " + w.text

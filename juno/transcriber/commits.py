@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import replace
 
+from juno.simul.policy import join_words
 from juno.transcriber.words import Word, ends_sentence
 
 
@@ -84,7 +85,7 @@ class CommitLog:
 
     def prompt(self, max_chars: int = 200) -> str:
         """Recent committed text from before the buffer, to prompt the next window."""
-        text = " ".join(w.text for w in self._before)
+        text = join_words(self._before)
         return text[-max_chars:].lstrip() if len(text) > max_chars else text
 
     def _mark_ends(self, words: list[Word], n: int, complete: bool) -> list[Word]:

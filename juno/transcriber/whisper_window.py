@@ -486,13 +486,15 @@ def _new_words(timings: list[WordTiming], n_forced: int, spaced: bool) -> list[W
                 {"word": t.word, "start": t.start, "end": t.end,
                  "probability": t.probability, "tokens": t.tokens}
             )  # fmt: skip
-    return _join_continuations(timed, spaced)
+    return _join_continuations(timed, spaced, continues=n_forced > 0)
 
 
-def _join_continuations(timed: list[dict], spaced: bool) -> list[Word]:
+def _join_continuations(timed: list[dict], spaced: bool, continues: bool = False) -> list[Word]:
     """mlx-whisper's words as Words (with their tokens, where given); in a
     language written with spaces, a piece without a leading space continues the
-    word before it (Whisper splits "ill-disposed" into "ill" and "-disposed")."""
+    word before it (Whisper splits "ill-disposed" into "ill" and "-disposed").
+    ``continues``: the words follow forced ones, so that a first piece without a
+    space continues the last forced word: it comes out ``attached``."""
     words: list[Word] = []
     for w in timed:
         text = w["word"]
@@ -507,9 +509,10 @@ def _join_continuations(timed: list[dict], spaced: bool) -> list[Word]:
                 tokens=last.tokens + tokens,
             )  # fmt: skip
         else:
+            attached = spaced and continues and not words and not text.startswith(" ")
             words.append(
                 Word(text.strip(), float(w["start"]), float(w["end"]), w["probability"],
-                     tokens=tokens)
+                     tokens=tokens, attached=attached)
             )  # fmt: skip
     return words
 

@@ -37,6 +37,9 @@ class Word:
     tokens: tuple[int, ...] = ()
     # The language it was transcribed in (ISO 639-1; set by the stepper).
     language: str = ""
+    # It continues the word before it, without a space: Whisper went on with the word
+    # committed before it ("cold", then "-hearted" at the next step).
+    attached: bool = False
 
 
 def normalize(text: str) -> str:
@@ -78,8 +81,3 @@ def is_abbreviation(word: str) -> bool:
         return True
     parts = core.split(".")[:-1]
     return len(parts) >= 2 and all(len(p) == 1 and p.isalpha() for p in parts)
-
-
-def join_words(words: list[Word]) -> str:
-    """The words as running text."""
-    return " ".join(w.text for w in words)

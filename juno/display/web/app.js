@@ -71,7 +71,8 @@
     return `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
   }
 
-  // Words written in parts ("9:" "30") join without a space, as juno.simul.policy.join_words.
+  // Words written in parts ("9:" "30", "cold" "-hearted") join without a space, as
+  // juno.simul.policy.join_words.
   function join(words) {
     let out = "";
     for (const w of words) out += !out || w.attached ? w.text : ` ${w.text}`;
@@ -149,7 +150,7 @@
     }
     const s = sentence(event.sentence);
     if (event.type === "source") {
-      s.src.push(event.text);
+      s.src.push(event);
       s.srcDone = s.srcDone || event.end;
       s.lang = s.lang || event.lang || "";
     } else if (event.type === "target") {
@@ -223,7 +224,7 @@
     // A conversation's turn spoken in the viewer's language is read as it was spoken.
     const own = pair.length > 0 && spoken === lang;
     const done = own ? s.srcDone : s.tgtText.has(lang);
-    const said = s.srcText || s.src.join(" ");
+    const said = s.srcText || join(s.src);
     s.srcNode.lang = spoken || source.code;
     s.srcNode.textContent = said;
     s.tgtNode.lang = lang;
