@@ -50,14 +50,16 @@ JFK_DE = "Und so, meine amerikanischen Mitbürger, fragt nicht, was euer Land f�
 
 def _sentence(index: int, source: str, target: str, origin: float, t0: float = 0.0):
     """The messages of one spoken sentence and its translation (written wait-3), in order:
-    (channel, message). "9:" "30" is written in two parts, as the translator does."""
+    (channel, message). "9:" "30" is written in two parts, as the translator does; a
+    source word "-..." continues the one before it, as the transcriber sends "-hearted"."""
     words = source.split()
     out, t = [], t0
     for i, word in enumerate(words):
         t += 0.4
         msg = SourceWord(
-            0, t, origin, word, t - 0.4, t, 0.9, i == len(words) - 1, index, origin + t
-        )
+            0, t, origin, word, t - 0.4, t, 0.9, i == len(words) - 1, index, origin + t,
+            attached=i > 0 and word.startswith("-"),
+        )  # fmt: skip
         out.append(("source", msg))
     parts = re.findall(r"\S+?:(?=\d)|\S+", target)
     for j, word in enumerate(parts):
@@ -678,8 +680,11 @@ def test_the_page_shows_the_room_live_and_catches_up_after_a_cut(tmp_path, chrom
         origin = time.time()
         first, t = _sentence(0, JFK, JFK_FR, origin)
         second, t = _sentence(1, "We meet at 9:30.", "On se voit à 9:30.", origin, t)
-        third, _ = _sentence(2, "Bring your ticket.", "Apportez votre billet.", origin, t)
-        items, counts = _numbered(first + second + third)
+        third, t = _sentence(2, "Bring your ticket.", "Apportez votre billet.", origin, t)
+        # Still being said: its source words only, one continuing the one before it.
+        said, _ = _sentence(3, "A cold -hearted", "", origin, t)
+        live = [(channel, msg) for channel, msg in said if channel == "source"]
+        items, counts = _numbered(first + second + third + live)
         for channel, msg in items[: len(first) + len(second)]:
             display.publish(channel, msg)
         chromium.open(f"http://127.0.0.1:{proxy.port}/")
@@ -701,9 +706,13 @@ def test_the_page_shows_the_room_live_and_catches_up_after_a_cut(tmp_path, chrom
         proxy.up.set()
         chromium.choose("view", "target")
         chromium.wait(f"{PAGE_TEXT}.includes('Apportez votre billet.')", timeout_s=30)
-        assert chromium.js(f"{PAGE_TEXT}").split("\n\n") == [
+        assert chromium.js(f"{PAGE_TEXT}").split("\n\n")[:3] == [
             JFK_FR, "On se voit à 9:30.", "Apportez votre billet."
         ]  # fmt: skip
+        chromium.choose("view", "source")
+        chromium.wait(f"{PAGE_TEXT}.includes('Bring your ticket.')")
+        assert chromium.js(f"{PAGE_TEXT}").split("\n\n")[-1] == "A cold-hearted"
+        chromium.choose("view", "target")  # (the page keeps the choice for the next visit)
         png = chromium.screenshot(tmp_path / "room.png")
         assert _is_png(png)
 
