@@ -144,7 +144,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--jsonl",
         type=Path,
-        help="also write one JSON line per clip (reference, whole-clip and streamed text, lags)",
+        help="also write one JSON line per clip (reference, whole-clip and streamed text, lags), "
+        "and one for --long's recording",
     )
 
 
@@ -199,9 +200,19 @@ def per_minute(emissions, minutes: int) -> list[list[float]]:
     return out
 
 
-def long_run(model, cfg: Config, data: Path, variants: list[Variant], chunk_s: float) -> list[str]:
-    """Each variant over the long recording, compute counted: WER, lag, lag per minute."""
+def long_run(
+    model,
+    cfg: Config,
+    data: Path,
+    variants: list[Variant],
+    chunk_s: float,
+    jsonl: Path | None = None,
+) -> list[str]:
+    """Each variant over the long recording, compute counted: WER, lag, lag per minute;
+    ``jsonl``: its text and lags are appended there, one line."""
     audio, reference = long_recording(data)
+    record: dict[str, Any] = {"set": "long", "clip": "long recording", "language": "en"}
+    record |= {"audio_s": len(audio) / SAMPLE_RATE_HZ, "reference": reference}
     minutes = int(len(audio) / SAMPLE_RATE_HZ // 60) or 1
     lines = [f"long recording: {len(audio) / SAMPLE_RATE_HZ:.1f} s, compute counted"]
     labels = [str(v).removesuffix(" aware") for v in variants]
@@ -214,12 +225,16 @@ def long_run(model, cfg: Config, data: Path, variants: list[Variant], chunk_s: f
         lags = [e.emitted_s - e.word.end_s for e in emitted]
         minute = [statistics.median(m) if m else float("nan") for m in per_minute(emitted, minutes)]
         ratio = minute[-1] / minute[0]
+        record[str(variant)] = _replayed(text, lags, stats.compute_s)
         lines.append(
             f"{label:{width}s} {wer([reference], [text]):5.1f}% {statistics.median(lags):6.2f}s "
             f"{_pct(lags, 90):5.2f}s {stats.compute_s / stats.audio_s:5.2f} | "
             + " ".join(f"{m:5.2f}" for m in minute)
             + f"  (last/first {ratio:.2f})"
         )
+    if jsonl:
+        with jsonl.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
     return lines
 
 
@@ -591,7 +606,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     if args.long:
         # Each policy and AlignAtt variant (--beams, --vary), always with compute counted.
         long_variants = list(dict.fromkeys(replace(v, mode="aware") for v in variants))
-        for line in long_run(model, cfg, shared_data() / "audio", long_variants, chunk_s):
+        data = shared_data() / "audio"
+        for line in long_run(model, cfg, data, long_variants, chunk_s, args.jsonl):
             print(line, flush=True)
     if args.vad_check:
         english = [c for c in clips if c.group in ("jfk", "librivox")] or clips
