@@ -34,7 +34,13 @@ from juno.transcriber import alignatt, guards
 from juno.transcriber.agreement import LocalAgreement
 from juno.transcriber.alignatt import AlignAtt
 from juno.transcriber.vad import SAMPLE_RATE_HZ, SpeechTrack
-from juno.transcriber.whisper_window import MAX_TOKENS_PER_S, MAX_WINDOW_S, WhisperWindow
+from juno.transcriber.whisper_window import (
+    MAX_TOKENS_PER_S,
+    MAX_WINDOW_S,
+    Continuation,
+    WhisperWindow,
+    WindowResult,
+)
 from juno.transcriber.words import Word
 
 log = logging.getLogger(__name__)
@@ -346,7 +352,7 @@ class StreamingTranscriber:
             self._prompt(),
             full_context=complete and self.options.full_context_at_pause,
         )
-        words = self._clean(result.words, result.no_speech_prob, result.avg_logprob)
+        words = self._clean(result)
         return self.policy.insert(words, complete)
 
     def _continue(self, complete: bool) -> list[Word]:
@@ -373,7 +379,7 @@ class StreamingTranscriber:
         )
         full_context = complete and self.options.full_context_at_pause
         result = self.window.continue_decoding(*args, full_context=full_context)
-        words = self._clean(result.words, result.no_speech_prob, result.avg_logprob, True)
+        words = self._clean(result, forced=True)
         doubtful = [w for w in words if w.probability < self.options.recheck_full_ctx_below]
         if complete and doubtful and self.window.fit_context and not full_context:
             # The utterance's last decoding, unsure of a word: a fitted context is not what
@@ -381,7 +387,7 @@ class StreamingTranscriber:
             # and then ("ill-sposed" for "ill-disposed"); decode it again on the full 30 s.
             log.debug("doubtful %s: decoded again on the full context", doubtful)
             result = self.window.continue_decoding(*args, full_context=True)
-            words = self._clean(result.words, result.no_speech_prob, result.avg_logprob, True)
+            words = self._clean(result, forced=True)
         if guards.too_many_for_speech(words, heard):
             log.info("dropped %d words said over %.2f s of speech", len(words), heard)
             words = []
@@ -402,15 +408,13 @@ class StreamingTranscriber:
         )
         return self.policy.insert(words, complete, heard_s=self._start_s + stop, whole=whole)
 
-    def _clean(
-        self, words: list[Word], no_speech_prob: float, avg_logprob: float, forced: bool = False
-    ) -> list[Word]:
+    def _clean(self, result: WindowResult | Continuation, forced: bool = False) -> list[Word]:
         """The window's words in stream time, less what Whisper made up (``forced``: they
         continue the committed words in the buffer)."""
-        if guards.is_silence(no_speech_prob, avg_logprob):
+        if guards.is_silence(result.no_speech_prob, result.avg_logprob):
             return []
         at = self._start_s
-        words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in words]
+        words = [replace(w, start_s=w.start_s + at, end_s=w.end_s + at) for w in result.words]
         before = self.policy.in_buffer if forced else []
         return guards.clean(words, at, self.buffer_end_s, self.track.speech_s, before)
 
