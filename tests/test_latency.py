@@ -312,3 +312,61 @@ def test_one_way_has_no_conversation_figures():
     assert not {"pair", "directions", "speaker_change"} & set(rep)
     assert list(rep["translation_lag_by_language"]) == ["fr", "de"]
     assert "speaker" not in format_report(rep)
+
+
+def minute_of(sentence: int, minute: int, source_lag: float, translation_lag: float) -> list:
+    """Two words ending in ``minute`` (from 0), each shown ``source_lag`` after its end and
+    translated by one target word ``translation_lag`` after the second's end."""
+    a, b = 60.0 * minute + 10, 60.0 * minute + 20
+    return [
+        src(sentence, a, a + source_lag),
+        src(sentence, b, b + source_lag),
+        tgt(sentence, 2, b + translation_lag),
+        end(sentence, b + translation_lag + 1),
+    ]
+
+
+def test_a_long_session_has_its_lag_by_minute():
+    events = [
+        *minute_of(0, 0, 1.0, 2.0),
+        *minute_of(1, 1, 1.5, 4.0),
+        *minute_of(2, 2, 1.2, 3.0),
+        *minute_of(3, 3, 2.0, 9.0),  # the partial last minute, with the talk's end
+    ]
+    rep = report(events)
+    minutes = rep["by_minute"]
+    assert [m["minute"] for m in minutes] == [1, 2, 3, 4]
+    assert [m["words"] for m in minutes] == [2, 2, 2, 2]
+    assert [m["source_median_s"] for m in minutes] == pytest.approx([1.0, 1.5, 1.2, 2.0])
+    # Per minute, the median of its two words' translation lags (the first waits 10 s more).
+    assert [m["translation_median_s"] for m in minutes] == pytest.approx([7, 9, 8, 14])
+    # The last full minute (the third) over the first; the partial one is left out.
+    assert rep["last_over_first"] == {
+        "source": pytest.approx(1.2),
+        "translation": pytest.approx(8 / 7),
+    }
+    line = next(x for x in format_report(rep).splitlines() if x.startswith("lag by minute"))
+    assert "slowest (minute 2) 1.50 s / 9.00 s" in line
+    assert "last full (minute 3) 1.20 s / 8.00 s" in line
+    assert "last (partial) 2.00 s / 14.00 s" in line
+    assert "last full over first 1.20x / 1.14x" in line
+
+
+def test_a_short_session_has_no_lag_by_minute():
+    events = [*minute_of(0, 0, 1.0, 2.0), *minute_of(1, 1, 1.0, 2.0)]  # ends at 80 s
+    rep = report(events)
+    assert "by_minute" not in rep and "last_over_first" not in rep
+    assert "lag by minute" not in format_report(rep)
+
+
+def test_lag_by_minute_pools_the_target_languages():
+    events = [
+        *minute_of(0, 0, 1.0, 2.0),
+        in_language(tgt(0, 2, 20 + 6.0), "de"),
+        *minute_of(1, 1, 1.0, 2.0),
+        *minute_of(2, 2, 1.0, 2.0),
+    ]
+    events[2], events[3] = in_language(events[2], "fr"), in_language(events[3], "fr")
+    minutes = report(events)["by_minute"]
+    # Minute 1: French lags 12 and 2, German 16 and 6: median 9.
+    assert minutes[0]["translation_median_s"] == pytest.approx(9.0)

@@ -20,6 +20,11 @@ translation lag in each, matched within that language only:
 ``translation_lag`` is over all languages together (each source word counted
 once per language), as for a single language it is over that one.
 
+Over a session of two minutes of audio or more, ``by_minute`` gives the median
+source and translation lag of the words spoken in each minute (by the word's
+audio end), and ``last_over_first`` their last full minute's over their first's:
+whether the pipeline keeps up with a long talk or falls further behind.
+
 A two-way conversation (source words spoken in two languages, each translated
 into the other: :func:`pair_of`) is also reported by direction ("en→fr": the
 source and translation lags of the words spoken in English), and with the lag a
@@ -49,6 +54,7 @@ from rich.table import Table
 
 # The memory of a stage should be flat after warm-up; this is where warm-up ends.
 WARMUP_S = 60.0
+MINUTE_S = 60.0
 # The events of a translation, each in one target language.
 _TRANSLATED = ("target_word", "sentence_end")
 
@@ -115,6 +121,13 @@ def translation_lags_by_language(events: list[dict[str, Any]]) -> dict[str, list
 def _lags(events: list[dict[str, Any]], language: str, first: str) -> list[float]:
     """Translation lags into ``language``: matched within each sentence to its target
     words and sentence end in ``language`` only (an untagged one is in ``first``)."""
+    return [lag for _, lag in _timed_lags(events, language, first)]
+
+
+def _timed_lags(
+    events: list[dict[str, Any]], language: str, first: str
+) -> list[tuple[float, float]]:
+    """As :func:`_lags`, each with its source word's audio end (``end_s``)."""
     targets: dict[int, list[dict]] = defaultdict(list)
     ends: dict[int, float] = {}
     for e in events:
@@ -136,8 +149,46 @@ def _lags(events: list[dict[str, Any]], language: str, first: str) -> list[float
         ]
         at = min(shown) if shown else ends.get(sentence)
         if at is not None:
-            lags.append(at - (e["origin_wall_s"] + e["end_s"]))
+            lags.append((e["end_s"], at - (e["origin_wall_s"] + e["end_s"])))
     return lags
+
+
+def by_minute(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per minute of audio (by each source word's end), from the first: its ``words``
+    and the median source and translation lag of those words (``None`` where none has
+    one; translation lags pooled over the target languages). Empty when the words end
+    within the first two minutes: too short to speak of a trend."""
+    words = [e for e in events if e["type"] == "source_word"]
+    if not words or max(e["end_s"] for e in words) < 2 * MINUTE_S:
+        return []
+    minutes = int(max(e["end_s"] for e in words) // MINUTE_S) + 1
+    source: list[list[float]] = [[] for _ in range(minutes)]
+    translation: list[list[float]] = [[] for _ in range(minutes)]
+    for e in words:
+        source[int(e["end_s"] // MINUTE_S)].append(_source_lag(e))
+    languages = languages_of(events) or [""]
+    for language in languages:
+        for end_s, lag in _timed_lags(events, language, languages[0]):
+            translation[int(end_s // MINUTE_S)].append(lag)
+    return [
+        {
+            "minute": n + 1,
+            "words": len(source[n]),
+            "source_median_s": _stats(source[n])["median_s"],
+            "translation_median_s": _stats(translation[n])["median_s"],
+        }
+        for n in range(minutes)
+    ]
+
+
+def _last_over_first(minutes: list[dict[str, Any]], key: str) -> float | None:
+    """The last full minute's median ``key`` over the first's, among minutes that have one.
+    The minute the words end in is left out: it is partial, and holds the talk's last
+    sentence, whose last words are translated once it ends, whatever came before."""
+    medians = [m[key] for m in minutes[:-1] if m[key] is not None]
+    if len(medians) < 2 or medians[0] <= 0:
+        return None
+    return medians[-1] / medians[0]
 
 
 def direction_lags(events: list[dict[str, Any]], pair: list[str]) -> dict[str, dict[str, list]]:
@@ -260,6 +311,7 @@ def report(
             else {}
         ),
         **conversation,
+        **_minutes(events),
         "processes": {
             name: _process(beats, origin)
             for name, beats in sorted((heartbeats or {}).items())
@@ -269,12 +321,49 @@ def report(
     }
 
 
+def _minutes(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """``by_minute`` and ``last_over_first`` (source, translation), for a long session."""
+    minutes = by_minute(events)
+    if not minutes:
+        return {}
+    return {
+        "by_minute": minutes,
+        "last_over_first": {
+            "source": _last_over_first(minutes, "source_median_s"),
+            "translation": _last_over_first(minutes, "translation_median_s"),
+        },
+    }
+
+
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f} s"
 
 
 def _mib(value: int | None) -> str:
     return "-" if value is None else f"{value / 2**20:.0f} MiB"
+
+
+def _minutes_line(minutes: list[dict[str, Any]], ratios: dict[str, float | None]) -> str:
+    """One line: the first, the slowest and the last minute's median lags (shown /
+    translated), and the last over the first."""
+
+    def pair(m: dict[str, Any]) -> str:
+        source, translation = m["source_median_s"], m["translation_median_s"]
+        return f"{_seconds(source)} / {_seconds(translation)}"
+
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}x"
+
+    full = [m for m in minutes[:-1] if m["words"]]
+    slowest = max(
+        full, key=lambda m: max(m["source_median_s"] or 0, m["translation_median_s"] or 0)
+    )
+    return (
+        f"lag by minute of audio (median shown / translated): first {pair(full[0])}, "
+        f"slowest (minute {slowest['minute']}) {pair(slowest)}, last full (minute "
+        f"{full[-1]['minute']}) {pair(full[-1])}, last (partial) {pair(minutes[-1])}; "
+        f"last full over first {ratio(ratios['source'])} / {ratio(ratios['translation'])}"
+    )
 
 
 def format_report(rep: dict[str, Any]) -> str:
@@ -301,6 +390,8 @@ def format_report(rep: dict[str, Any]) -> str:
         f"{rep['source_words']} source words, {rep['target_words']} target words, "
         f"{rep['sentences']} sentences translated{into}"
     )
+    if minutes := rep.get("by_minute"):
+        console.print(_minutes_line(minutes, rep["last_over_first"]), soft_wrap=True)
     if change := rep.get("speaker_change"):
         difference = change["difference_s"]
         console.print(
