@@ -393,3 +393,11 @@ def test_a_source_word_that_continues_the_one_before_is_read_unspaced(model):
         t.finish()
         read[attached] = t.stats.source_tokens
     assert read[False] - read[True] == 1  # the space before "-hearted"
+
+
+def test_banned_ids_are_padded_to_few_sizes():
+    from juno.simul.engine import _padded_ids
+
+    assert _padded_ids(frozenset({5, 2})).tolist() == [2, 5, 2, 2, 2, 2, 2, 2]
+    nine = frozenset(range(3, 12))
+    assert _padded_ids(nine).tolist() == list(range(3, 12)) + [3] * 7

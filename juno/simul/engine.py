@@ -127,7 +127,14 @@ def special_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
 
 @functools.cache
 def _writer_rules(
-    *, ending: bool, mask_ending: bool, no_end: bool, unsure: bool, opens_word: bool, greedy: bool
+    *,
+    ending: bool,
+    mask_ending: bool,
+    no_end: bool,
+    unsure: bool,
+    opens_word: bool,
+    greedy: bool,
+    bans: bool = False,
 ) -> Callable[..., tuple[mx.array, mx.array | None, mx.array | None, mx.array | None]]:
     """The writer's rules over one row of logits, compiled as one graph per set of
     rules in force (a GPU runs it as a few fused kernels, not one per operation).
@@ -137,12 +144,18 @@ def _writer_rules(
     ``no_end``: the translation may not end yet; ``unsure``: whether the best token
     opens a word under the minimum log-probability (only a spaced token opens one when
     ``opens_word``, i.e. some text is written; the first token always does);
-    ``greedy``: the argmax token too. Returns (logprobs, token, wants_end, unsure),
-    None where not asked.
+    ``greedy``: the argmax token too; ``bans``: a last input holds token ids never to
+    write now (the repeated n-grams' next tokens; padded with repeats to a size of a
+    few, so that the graph is compiled for few shapes). Returns (logprobs, token,
+    wants_end, unsure), None where not asked.
     """
 
-    def rules(logits, never, early_end, end, spaced, min_logprob):
+    def rules(logits, never, early_end, end, spaced, min_logprob, banned=None):
         logits = mx.where(never, -mx.inf, logits)
+        if bans:
+            logits = mx.put_along_axis(
+                logits, banned[None], mx.array(-mx.inf, logits.dtype), axis=-1
+            )
         wants_end = None
         if ending:
             best_ends = early_end[mx.argmax(logits, axis=-1)]
@@ -169,6 +182,14 @@ def _writer_rules(
         return tuple(next(outputs) if p else None for p in present)
 
     return run
+
+
+def _padded_ids(ids: frozenset[int]) -> mx.array:
+    """``ids`` as an int32 array of a power-of-two size (8 at least), the first repeated
+    to fill it: a compiled graph that takes it is traced again only for a new size."""
+    order = sorted(ids)
+    size = max(8, 1 << (len(order) - 1).bit_length())
+    return mx.array(order + [order[0]] * (size - len(order)), dtype=mx.int32)
 
 
 def _mask(vocab: int, ids: frozenset[int]) -> mx.array:
@@ -504,12 +525,7 @@ class StreamingTranslator:
             history = mx.array(self._target.tokens, dtype=mx.uint32)
             for processor in self.logits_processors:
                 logits = processor(history, logits)
-        if self.no_repeat_ngram:
-            banned = self._ngrams.bans() & self._wordy
-            if banned:
-                # A fresh array (the cache's logits are never written in place).
-                logits = mx.where(self._never, -mx.inf, logits)
-                logits[..., mx.array(sorted(banned))] = -mx.inf
+        banned = self._ngrams.bans() & self._wordy if self.no_repeat_ngram else frozenset()
         policy = self.policy
         ending = self.read_on_end and not policy.eos_allowed
         rules = _writer_rules(
@@ -520,8 +536,10 @@ class StreamingTranslator:
             unsure=self._min_logprob is not None and not policy.eos_allowed,
             opens_word=bool(self._target.text.strip()),
             greedy=self.greedy,
+            bans=bool(banned),
         )
-        logprobs, token_array, wants_end, unsure = rules(logits, *self._rule_inputs)
+        inputs = (*self._rule_inputs, _padded_ids(banned)) if banned else self._rule_inputs
+        logprobs, token_array, wants_end, unsure = rules(logits, *inputs)
         sampled = token_array if self.greedy else self.sampler(logprobs)
         flags = [f for f in (wants_end, unsure) if f is not None]
         mx.async_eval(sampled, *flags)
