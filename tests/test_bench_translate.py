@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -96,6 +97,34 @@ def test_speed_part_times_both_loops_and_mlx_lm(tiny_llm, capsys):
     for row in ("juno,", "juno, synced", "mlx-lm"):  # ("pipelined" wraps at 80 columns)
         assert row in rows
     assert "target word" in out and "model call" in out
+    assert "where a token's time goes" in out and "dispatch" in out
+
+
+def test_host_timer_splits_a_tokens_time_and_restores_mlx():
+    """Dispatch (inside mx.eval / mx.async_eval) and wait (inside .item()) are timed per
+    token, within the token's wall time; mlx's functions are the same objects after."""
+    import mlx.core as mx
+
+    from juno.bench.translate import _HostTimer
+
+    saved = (mx.eval, mx.async_eval, mx.array.item)
+    x = mx.random.normal((256, 256))
+
+    def tokens():
+        for _ in range(4):
+            y = x @ x
+            mx.eval(y)
+            yield int(mx.argmax(y).item())
+            time.sleep(0.002)  # Python work
+
+    with _HostTimer() as timer:
+        rows, n = timer.per_token(tokens())
+    assert (mx.eval, mx.async_eval, mx.array.item) == saved
+    assert n == 4 and len(rows) == 3
+    for wall, dispatch, wait in rows:
+        assert dispatch > 0 and wait > 0
+        assert dispatch + wait < wall
+        assert wall - dispatch - wait >= 0.002
 
 
 def test_random_weights_write_the_reference_they_are_given(tiny_llm):

@@ -363,6 +363,83 @@ class _Reference:
         return mx.where(self.ids == token, logits + 100.0, logits)
 
 
+class _HostTimer:
+    """Within ``with``: the time spent inside ``mx.async_eval`` and ``mx.eval``
+    (dispatching a graph's kernels; on a CPU, also running them) and inside
+    ``array.item()`` (waiting for the device), wrapped in place and restored after.
+    Whatever else a decode loop spends between two tokens is its Python work."""
+
+    NAMES = ("dispatch", "wait")
+
+    def __init__(self) -> None:
+        self.spent = dict.fromkeys(self.NAMES, 0.0)
+
+    def _timed(self, name: str, f):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                self.spent[name] += time.perf_counter() - start
+
+        return timed
+
+    def __enter__(self) -> _HostTimer:
+        import mlx.core as mx
+
+        self._saved = (mx.async_eval, mx.eval, mx.array.item)
+        mx.async_eval = self._timed("dispatch", mx.async_eval)
+        mx.eval = self._timed("dispatch", mx.eval)
+        mx.array.item = self._timed("wait", mx.array.item)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import mlx.core as mx
+
+        mx.async_eval, mx.eval, mx.array.item = self._saved
+
+    def per_token(self, tokens) -> tuple[list[tuple[float, float, float]], int]:
+        """Drain ``tokens`` (an iterator); per token after the first: (wall, dispatch,
+        wait) seconds; and the number of tokens."""
+        rows, n = [], 0
+        before, last = dict(self.spent), time.perf_counter()
+        for _ in tokens:
+            now, n = time.perf_counter(), n + 1
+            if n > 1:
+                rows.append((now - last, *(self.spent[k] - before[k] for k in self.NAMES)))
+            before, last = dict(self.spent), now
+        return rows, n
+
+
+def _breakdown(decoders: dict[str, Any], label: str) -> None:
+    """One more round, untimed for the ratio: per token, where each decoder's time goes,
+    over the first and the last quarter of its tokens (a loop slowing down on long decodes
+    shows as a difference between the two)."""
+    table = _table(
+        f"(c) where a token's time goes, {label}: inside mx.async_eval / mx.eval (dispatch), "
+        "inside .item() (waiting for the device), the rest (Python: graphs, rules, policy, "
+        "text); microseconds per token, first / last quarter",
+        ["decoder", "tokens", "wall", "dispatch", "wait", "Python"],
+    )
+    for name, tokens in decoders.items():
+        with _HostTimer() as timer:
+            rows, n = timer.per_token(tokens())
+        quarter = max(1, len(rows) // 4)
+        cells = []
+        for column in range(3):
+            first, last = (
+                1e6 * statistics.fmean(r[column] for r in part)
+                for part in (rows[:quarter], rows[-quarter:])
+            )
+            cells.append(f"{first:.0f} / {last:.0f}")
+        python = [
+            1e6 * statistics.fmean(r[0] - r[1] - r[2] for r in part)
+            for part in (rows[:quarter], rows[-quarter:])
+        ]
+        table.add_row(name, str(n), *cells, f"{python[0]:.0f} / {python[1]:.0f}")
+    console.print(table)
+
+
 def part_speed(
     model, tokenizer, cfg: Config, label: str, random_weights: bool = False, rounds: int = 3
 ) -> float:
@@ -431,6 +508,28 @@ def part_speed(
             f"{best[name] / best['mlx-lm']:.3f}x", f"{paired[name]:.3f}x",
         )  # fmt: skip
     console.print(table)
+
+    def writer(pipelined: bool):
+        def tokens():
+            translator = StreamingTranslator(
+                model, tokenizer, options, logits_processors=processors, pipelined=pipelined
+            )
+            translator.feed(words)
+            translator.end_sentence()
+            return translator.events()
+
+        return tokens
+
+    _breakdown(
+        {
+            "juno, pipelined": writer(True),
+            "juno, synced": writer(False),
+            "mlx-lm": lambda: stream_generate(
+                model, tokenizer, prompt, max_tokens=tokens, logits_processors=processors
+            ),
+        },
+        label,
+    )
     ratio = paired[default]
     verdict = "ok" if ratio >= 0.97 else "UNDER"
     console.print(
