@@ -121,10 +121,10 @@ def test_host_timer_splits_a_tokens_time_and_restores_mlx():
         rows, n = timer.per_token(tokens())
     assert (mx.eval, mx.async_eval, mx.array.item) == saved
     assert n == 4 and len(rows) == 3
-    for wall, dispatch, wait in rows:
+    for wall, dispatch, wait, rest in rows:
         assert dispatch > 0 and wait > 0
         assert dispatch + wait < wall
-        assert wall - dispatch - wait >= 0.002
+        assert rest >= 0.002  # wall - dispatch - wait: the Python work
 
 
 def test_random_weights_write_the_reference_they_are_given(tiny_llm):

@@ -398,15 +398,17 @@ class _HostTimer:
 
         mx.async_eval, mx.eval, mx.array.item = self._saved
 
-    def per_token(self, tokens) -> tuple[list[tuple[float, float, float]], int]:
+    def per_token(self, tokens) -> tuple[list[tuple[float, float, float, float]], int]:
         """Drain ``tokens`` (an iterator); per token after the first: (wall, dispatch,
-        wait) seconds; and the number of tokens."""
+        wait, the rest) seconds; and the number of tokens."""
         rows, n = [], 0
         before, last = dict(self.spent), time.perf_counter()
         for _ in tokens:
             now, n = time.perf_counter(), n + 1
             if n > 1:
-                rows.append((now - last, *(self.spent[k] - before[k] for k in self.NAMES)))
+                dispatch, wait = (self.spent[k] - before[k] for k in self.NAMES)
+                wall = now - last
+                rows.append((wall, dispatch, wait, wall - dispatch - wait))
             before, last = dict(self.spent), now
         return rows, n
 
@@ -426,17 +428,13 @@ def _breakdown(decoders: dict[str, Any], label: str) -> None:
             rows, n = timer.per_token(tokens())
         quarter = max(1, len(rows) // 4)
         cells = []
-        for column in range(3):
+        for column in range(4):
             first, last = (
                 1e6 * statistics.fmean(r[column] for r in part)
                 for part in (rows[:quarter], rows[-quarter:])
             )
             cells.append(f"{first:.0f} / {last:.0f}")
-        python = [
-            1e6 * statistics.fmean(r[0] - r[1] - r[2] for r in part)
-            for part in (rows[:quarter], rows[-quarter:])
-        ]
-        table.add_row(name, str(n), *cells, f"{python[0]:.0f} / {python[1]:.0f}")
+        table.add_row(name, str(n), *cells)
     console.print(table)
 
 
@@ -467,23 +465,30 @@ def part_speed(
     default = "pipelined" if backend.uses_gpu() else "synced"
     modes = ["pipelined", "synced"]
     modes.sort(key=lambda m: m == default)  # the default last, built as the product builds it
+
+    def writer(pipelined: bool | None) -> StreamingTranslator:
+        """A translator given the whole sentence (``pipelined`` None: the default)."""
+        translator = StreamingTranslator(
+            model, tokenizer, options, logits_processors=processors, pipelined=pipelined
+        )
+        translator.feed(words)
+        translator.end_sentence()
+        return translator
+
+    def reference():
+        return stream_generate(
+            model, tokenizer, prompt, max_tokens=tokens, logits_processors=processors
+        )
+
     tokens = 0
     for run in range(rounds + 1):  # alternate; the first round warms up
         for mode in modes:
-            pipelined = (mode == "pipelined") if mode != default else None
-            translator = StreamingTranslator(
-                model, tokenizer, options, logits_processors=processors, pipelined=pipelined
-            )
-            translator.feed(words)
-            translator.end_sentence()
+            translator = writer((mode == "pipelined") if mode != default else None)
             stamps = [time.perf_counter() for _ in translator.events()]
             if run:
                 rates[mode].append(_decode_rate(stamps))
             tokens = len(stamps)
-        generated = stream_generate(
-            model, tokenizer, prompt, max_tokens=tokens, logits_processors=processors
-        )
-        stamps = [time.perf_counter() for _ in generated]
+        stamps = [time.perf_counter() for _ in reference()]
         if run:
             rates["mlx-lm"].append(_decode_rate(stamps))
     # The streaming prompt: system prefix, source words and end marker, assistant header.
@@ -508,25 +513,11 @@ def part_speed(
             f"{best[name] / best['mlx-lm']:.3f}x", f"{paired[name]:.3f}x",
         )  # fmt: skip
     console.print(table)
-
-    def writer(pipelined: bool):
-        def tokens():
-            translator = StreamingTranslator(
-                model, tokenizer, options, logits_processors=processors, pipelined=pipelined
-            )
-            translator.feed(words)
-            translator.end_sentence()
-            return translator.events()
-
-        return tokens
-
     _breakdown(
         {
-            "juno, pipelined": writer(True),
-            "juno, synced": writer(False),
-            "mlx-lm": lambda: stream_generate(
-                model, tokenizer, prompt, max_tokens=tokens, logits_processors=processors
-            ),
+            "juno, pipelined": lambda: writer(True).events(),
+            "juno, synced": lambda: writer(False).events(),
+            "mlx-lm": reference,
         },
         label,
     )

@@ -159,9 +159,10 @@ def by_minute(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     one; translation lags pooled over the target languages). Empty when the words end
     within the first two minutes: too short to speak of a trend."""
     words = [e for e in events if e["type"] == "source_word"]
-    if not words or max(e["end_s"] for e in words) < 2 * MINUTE_S:
+    last_end_s = max((e["end_s"] for e in words), default=0.0)
+    if last_end_s < 2 * MINUTE_S:
         return []
-    minutes = int(max(e["end_s"] for e in words) // MINUTE_S) + 1
+    minutes = int(last_end_s // MINUTE_S) + 1
     source: list[list[float]] = [[] for _ in range(minutes)]
     translation: list[list[float]] = [[] for _ in range(minutes)]
     for e in words:
