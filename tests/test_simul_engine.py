@@ -362,16 +362,27 @@ TEXTS = [
 
 
 def check_sentence_text(tokenizer, vocab: int) -> None:
-    """SentenceText's pieces and text equal whole-sentence decoding, for real texts and for
-    random token runs (which split characters across tokens at every point)."""
+    """SentenceText's pieces and text equal whole-sentence decoding, for real texts, for
+    random token runs (which split characters across tokens at every point), and for runs
+    of bytes that never make a character (a looping model's); and the window it decodes
+    stays short in every run, so the cost per token does not grow with the sentence."""
     rng = random.Random(0)
+    pieces = [i for i in range(vocab) if "\ufffd" in tokenizer.decode([i])]  # bytes of a char
+    assert pieces
     runs = [tokenizer.encode(text) for text in TEXTS]
     runs += [[rng.randrange(vocab) for _ in range(200)] for _ in range(5)]
+    runs += [[pieces[0]] * 200, [rng.choice(pieces) for _ in range(200)]]
+    mixed = [rng.choice(pieces) if rng.random() < 0.5 else rng.randrange(vocab) for _ in range(200)]
+    runs.append(mixed)
     for tokens in runs:
-        text = SentenceText(tokenizer)
-        assert [text.add(t) for t in tokens] == whole_decode_pieces(tokenizer, tokens)
+        text, added, window = SentenceText(tokenizer), [], 0
+        for t in tokens:
+            added.append(text.add(t))
+            window = max(window, len(text.tokens) - text._anchor)  # tokens decoded next time
+        assert added == whole_decode_pieces(tokenizer, tokens)
         assert text.text == tokenizer.decode(tokens)
         assert text._anchor > 0  # the window moved: the long runs did not decode from the start
+        assert window <= SentenceText.WINDOW + SentenceText.SETTLE + 8  # not the run's length
 
 
 def test_sentence_text_equals_decoding_the_whole_sentence_for_each_token(tmp_path):

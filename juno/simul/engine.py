@@ -215,15 +215,23 @@ class SentenceText:
     Decoding every token again for each new one, and comparing the whole text with the
     last, costs time in proportion to the sentence on every token: on a GPU, where a token's
     forward takes a few milliseconds, that alone slowed long decodes by a third. Here only a
-    window is decoded: from an *anchor* token after which the text is complete (no partial
-    UTF-8 character), the text is the text up to the anchor followed by the window's text
-    past the anchor's own. The anchor is decoded with the window, so that a tokenizer that
-    drops a word's leading space at the start of a decode (SentencePiece) spaces the window
-    as it does the whole. Where the window does not start with the anchor's text alone, the
-    whole sentence is decoded, as before.
+    window is decoded: from an *anchor* token after which the text is complete, the text is
+    the text up to the anchor followed by the window's text past the anchor's own. The
+    anchor is decoded with the window, so that a tokenizer that drops a word's leading space
+    at the start of a decode (SentencePiece) spaces the window as it does the whole. Where
+    the window does not start with the anchor's text alone, the whole sentence is decoded,
+    as before.
+
+    A token can be a piece of a character (a byte of its UTF-8), so the text up to a token
+    is not always final. The anchor moves to a token :attr:`SETTLE` tokens back whose text
+    is still the start of today's: a character is at most four bytes and each token holds
+    one at least, so by then the bytes at the anchor have made a character or never will
+    (bytes that never make one, which a looping model can write, no longer hold the anchor
+    back, and the cost stays flat even then).
     """
 
     WINDOW = 16  # tokens decoded past the anchor before it moves up
+    SETTLE = 3  # tokens after a candidate anchor before its text is taken as final
 
     def __init__(self, tokenizer: Any) -> None:
         self._decode = tokenizer.decode
@@ -232,6 +240,7 @@ class SentenceText:
         self._anchor = -1  # index of the anchor token; -1: none yet, decode from the start
         self._head = ""  # the text up to and including the anchor token
         self._lead = ""  # the anchor token's text decoded alone
+        self._recent: deque[str] = deque(maxlen=self.SETTLE + 1)  # text after each token
 
     def add(self, token: int) -> str:
         """Append ``token``; returns the text it adds (the new text past the old one's
@@ -248,10 +257,13 @@ class SentenceText:
         shared = len(head) if text.startswith(head) and self.text.startswith(head) else 0
         piece = text[common_prefix_len(self.text, text, shared) :]
         self.text = text
-        if len(self.tokens) - 1 - self._anchor > self.WINDOW and not text.endswith("\ufffd"):
-            lead = self._decode([token])
-            if "\ufffd" not in lead:
-                self._anchor, self._head, self._lead = len(self.tokens) - 1, text, lead
+        self._recent.append(text)
+        candidate = len(self.tokens) - 1 - self.SETTLE
+        if candidate - self._anchor > self.WINDOW and len(self._recent) > self.SETTLE:
+            settled = self._recent[0]  # the text up to the candidate
+            if text.startswith(settled):
+                self._anchor, self._head = candidate, settled
+                self._lead = self._decode([self.tokens[candidate]])
         return piece
 
 
