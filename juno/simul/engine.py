@@ -223,11 +223,11 @@ class SentenceText:
     as before.
 
     A token can be a piece of a character (a byte of its UTF-8), so the text up to a token
-    is not always final. The anchor moves to a token :attr:`SETTLE` tokens back whose text
-    is still the start of today's: a character is at most four bytes and each token holds
-    one at least, so by then the bytes at the anchor have made a character or never will
-    (bytes that never make one, which a looping model can write, no longer hold the anchor
-    back, and the cost stays flat even then).
+    is not always final. The anchor moves to the token :attr:`SETTLE` tokens back when the
+    text up to it still starts the current text: a character is at most four bytes and each
+    token holds one at least, so by then the bytes at the anchor have made a character or
+    never will. Bytes that never make one (a looping model can write them) then do not hold
+    the anchor back, and the cost stays flat even for them.
     """
 
     WINDOW = 16  # tokens decoded past the anchor before it moves up
