@@ -344,6 +344,30 @@ def test_unsupported_model_is_a_one_line_error():
     assert "\n" not in str(info.value)
 
 
+def test_a_tokenizer_that_is_not_the_models_is_a_one_line_error():
+    """Its ids past the model's embeddings would read outside the table (MLX does not check
+    indices): the writer and a draft model refuse such a prompt before running anything."""
+    from juno.simul.speculative import ModelDrafter
+
+    args = qwen2.ModelArgs(
+        model_type="qwen2",
+        hidden_size=32,
+        num_hidden_layers=2,
+        intermediate_size=64,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        rms_norm_eps=1e-5,
+        vocab_size=40,  # the character tokenizer's prompt has ids up to 96
+    )
+    small = qwen2.Model(args)
+    with pytest.raises(JunoError, match="40 token embeddings but the prompt has token id") as info:
+        translator(small)
+    assert "\n" not in str(info.value)
+    with pytest.raises(JunoError, match="the draft model has 40 token embeddings"):
+        ModelDrafter(small).on_prefix([3, 95, 7])
+    ModelDrafter(small).on_prefix([3, 39, 7])  # every id has a row: it runs
+
+
 def whole_decode_pieces(tokenizer, tokens) -> list[str]:
     """The text each token adds, decoding the whole sentence each time (the reference)."""
     pieces, text = [], ""

@@ -29,7 +29,7 @@ from juno.simul.options import TranslateOptions, parse_draft, phi_gap
 from juno.simul.policy import Action, NgramIndex, TargetWord, WaitK, join_words
 from juno.simul.prompt import StreamPrompt, encode_word
 from juno.simul.speculative import Drafter, DraftLength, DraftStats, make_drafter
-from juno.simul.support import check_supported
+from juno.simul.support import check_supported, check_token_ids
 
 
 @dataclass
@@ -311,6 +311,7 @@ class StreamingTranslator:
                 options.source_language, options.target_language, options.examples
             )
         self.prompt = StreamPrompt.from_template(tokenizer, options.system(), examples)
+        check_token_ids(model, (*self.prompt.prefix, *self.prompt.footer, *self.prompt.header))
         self.sampler = make_sampler(temp=options.temp, top_p=options.top_p)
         penalty = options.repetition_penalty if options.repetition_penalty != 1.0 else None
         self.logits_processors = make_logits_processors(repetition_penalty=penalty) + list(

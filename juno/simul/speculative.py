@@ -30,7 +30,7 @@ import mlx.core as mx
 from juno.errors import JunoError
 from juno.simul.cache import DualStreamCache, Stream
 from juno.simul.options import parse_draft  # noqa: F401 (part of this module's API)
-from juno.simul.support import check_supported
+from juno.simul.support import check_supported, check_token_ids
 
 
 class Drafter(Protocol):
@@ -156,6 +156,7 @@ class ModelDrafter:
         self._logits: mx.array | None = None  # after the last target token
 
     def on_prefix(self, tokens: Sequence[int]) -> None:
+        check_token_ids(self.model, tokens, "the draft model")
         self._encode_source(list(tokens))
         self.prefix_slots = self.cache.slots
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from mlx_lm.models.cache import KVCache
@@ -35,3 +36,16 @@ def check_supported(model: Any) -> int:
                 f"it needs {', '.join(odd)} layers (sliding window or recurrent)"
             )
     return len(model.layers)
+
+
+def check_token_ids(model: Any, ids: Iterable[int], name: str = "the model") -> None:
+    """Raise a one-line JunoError unless the model has an embedding for each of ``ids`` (the
+    prompt's): MLX does not check indices, so the ids of a tokenizer that is not the model's
+    would read past its table (garbage, or a crash) instead of failing."""
+    vocab = getattr(getattr(model, "args", None), "vocab_size", None)
+    top = max(ids, default=-1)
+    if vocab is not None and top >= vocab:
+        raise JunoError(
+            f"{name} has {vocab} token embeddings but the prompt has token id {top}: "
+            "the tokenizer is not this model's"
+        )
