@@ -36,9 +36,8 @@ class CharTokenizer:
         return "".join("\n" if t == NEWLINE else "" if t == EOS else CHARS[t] for t in tokens)
 
 
-@pytest.fixture(scope="module")
-def model():
-    mx.random.seed(3)
+def tiny_qwen2(vocab: int = VOCAB):
+    """A 2-layer qwen2 with random weights and ``vocab`` token embeddings."""
     args = qwen2.ModelArgs(
         model_type="qwen2",
         hidden_size=32,
@@ -47,12 +46,18 @@ def model():
         num_attention_heads=2,
         num_key_value_heads=1,
         rms_norm_eps=1e-5,
-        vocab_size=VOCAB,
+        vocab_size=vocab,
     )
     m = qwen2.Model(args)
     m.set_dtype(mx.float32)
     mx.eval(m.parameters())
     return m
+
+
+@pytest.fixture(scope="module")
+def model():
+    mx.random.seed(3)
+    return tiny_qwen2()
 
 
 def favour(token: int, by: float = 1e4):
@@ -349,17 +354,7 @@ def test_a_tokenizer_that_is_not_the_models_is_a_one_line_error():
     indices): the writer and a draft model refuse such a prompt before running anything."""
     from juno.simul.speculative import ModelDrafter
 
-    args = qwen2.ModelArgs(
-        model_type="qwen2",
-        hidden_size=32,
-        num_hidden_layers=2,
-        intermediate_size=64,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        rms_norm_eps=1e-5,
-        vocab_size=40,  # the character tokenizer's prompt has ids up to 96
-    )
-    small = qwen2.Model(args)
+    small = tiny_qwen2(vocab=40)  # the character tokenizer's prompt has ids up to 96
     with pytest.raises(JunoError, match="40 token embeddings but the prompt has token id") as info:
         translator(small)
     assert "\n" not in str(info.value)
