@@ -481,16 +481,19 @@ def part_speed(
         )
 
     tokens = 0
-    for run in range(rounds + 1):  # alternate; the first round warms up
-        for mode in modes:
-            translator = writer((mode == "pipelined") if mode != default else None)
-            stamps = [time.perf_counter() for _ in translator.events()]
+    order = [*modes, "mlx-lm"]
+    for run in range(rounds + 1):  # the first round warms up
+        # Each round starts with a different decoder: whichever runs first after a pause
+        # (a GPU clocking up, a host's caches) is not always the same one.
+        for name in order[run % len(order) :] + order[: run % len(order)]:
+            if name == "mlx-lm":
+                stamps = [time.perf_counter() for _ in reference()]
+            else:
+                translator = writer((name == "pipelined") if name != default else None)
+                stamps = [time.perf_counter() for _ in translator.events()]
+                tokens = len(stamps)
             if run:
-                rates[mode].append(_decode_rate(stamps))
-            tokens = len(stamps)
-        stamps = [time.perf_counter() for _ in reference()]
-        if run:
-            rates["mlx-lm"].append(_decode_rate(stamps))
+                rates[name].append(_decode_rate(stamps))
     # The streaming prompt: system prefix, source words and end marker, assistant header.
     prompt_len = (
         translator.prefix_slots + translator.stats.source_tokens + len(translator.prompt.header)
