@@ -91,17 +91,20 @@ def _token_texts(tokenizer: Any, vocab: int) -> tuple[str, ...]:
     return tuple(texts) + ("",) * (vocab - size)
 
 
+@functools.cache
 def line_break_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Tokens whose text holds a line break."""
     return frozenset(i for i, text in enumerate(_token_texts(tokenizer, vocab)) if "\n" in text)
 
 
+@functools.cache
 def word_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Tokens whose text holds a letter (the ones a repeat ban applies to)."""
     texts = _token_texts(tokenizer, vocab)
     return frozenset(i for i, text in enumerate(texts) if any(c.isalpha() for c in text))
 
 
+@functools.cache
 def space_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Tokens whose text opens with whitespace (they start a new word)."""
     return frozenset(
@@ -109,6 +112,7 @@ def space_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     )
 
 
+@functools.cache
 def sentence_end_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Tokens whose text ends with a sentence-final mark (. ! ? and CJK ones)."""
     marks = (".", "!", "?", "。", "！", "？")
@@ -116,6 +120,7 @@ def sentence_end_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     return frozenset(i for i, text in enumerate(texts) if text.rstrip().endswith(marks))
 
 
+@functools.cache
 def special_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     """Added (control) tokens, and ids the model has but the tokenizer does not."""
     hf = getattr(tokenizer, "_tokenizer", tokenizer)
