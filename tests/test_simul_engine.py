@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import string
 
@@ -10,7 +11,7 @@ import pytest
 from mlx_lm.models import gemma2, qwen2
 
 from juno.errors import JunoError
-from juno.simul.engine import SentenceText, StreamingTranslator, common_prefix_len
+from juno.simul.engine import SentenceText, StreamingTranslator, common_prefix_len, fast_decode
 from juno.simul.generate import stream_generate
 from juno.simul.options import TranslateOptions, parse_phi
 from juno.simul.prompt import StreamPrompt
@@ -381,7 +382,8 @@ TEXTS = [
 
 
 def check_sentence_text(tokenizer, vocab: int) -> None:
-    """SentenceText's pieces and text equal whole-sentence decoding, for real texts, for
+    """The writer's fast decoding equals the tokenizer's, and SentenceText's pieces and
+    text equal whole-sentence decoding, for real texts, for
     random token runs (which split characters across tokens at every point), and for runs
     of bytes that never make a character (a looping model's); and the window it decodes
     stays short in every run, so the cost per token does not grow with the sentence."""
@@ -393,7 +395,10 @@ def check_sentence_text(tokenizer, vocab: int) -> None:
     runs += [[pieces[0]] * 200, [rng.choice(pieces) for _ in range(200)]]
     mixed = [rng.choice(pieces) if rng.random() < 0.5 else rng.randrange(vocab) for _ in range(200)]
     runs.append(mixed)
+    decode = fast_decode(tokenizer)
+    assert isinstance(decode, functools.partial)  # the Rust tokenizer's own decode
     for tokens in runs:
+        assert decode(tokens) == tokenizer.decode(tokens)
         text, added, window = SentenceText(tokenizer), [], 0
         for t in tokens:
             added.append(text.add(t))

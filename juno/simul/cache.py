@@ -191,7 +191,7 @@ class DualStreamCache:
 
     def commit(self, n_tokens: int) -> None:
         self.state.commit(n_tokens)
-        if any(layer.length != self.state.slots for layer in self.layers):
+        if {layer.length for layer in self.layers} != {self.state.slots}:
             raise RuntimeError("the model did not write every layer of the cache")
 
     def rollback(self, n_tokens: int) -> None:

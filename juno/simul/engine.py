@@ -130,6 +130,18 @@ def special_tokens(tokenizer: Any, vocab: int) -> frozenset[int]:
     return frozenset(i for i in ids if 0 <= i < vocab)
 
 
+def fast_decode(tokenizer: Any) -> Callable[[list[int]], str]:
+    """``tokenizer.decode`` for a list of ids, straight through the Rust tokenizer when
+    that is all the Hugging Face one does (a fast tokenizer that cleans up no spaces,
+    as Qwen's): the Python wrapper around it costs more than the decoding, and the
+    writer decodes on every token."""
+    hf = getattr(tokenizer, "_tokenizer", tokenizer)
+    rust = getattr(hf, "_tokenizer", None)
+    if getattr(hf, "clean_up_tokenization_spaces", None) is False and hasattr(rust, "decode"):
+        return functools.partial(rust.decode, skip_special_tokens=False)
+    return tokenizer.decode
+
+
 @functools.cache
 def _writer_rules(
     *,
@@ -239,7 +251,7 @@ class SentenceText:
     SETTLE = 3  # tokens after a candidate anchor before its text is taken as final
 
     def __init__(self, tokenizer: Any) -> None:
-        self._decode = tokenizer.decode
+        self._decode = fast_decode(tokenizer)
         self.tokens: list[int] = []
         self.text = ""
         self._anchor = -1  # index of the anchor token; -1: none yet, decode from the start
@@ -304,6 +316,7 @@ class StreamingTranslator:
         self.options = options = options or TranslateOptions()
         self.model = model
         self.tokenizer = tokenizer
+        self._decode = fast_decode(tokenizer)
         self.phi = options.phi
         self.policy = WaitK(
             k=options.wait_k,
@@ -580,7 +593,7 @@ class StreamingTranslator:
         piece = "" if eos else self._piece(token)
         word = self.policy.on_token(token, piece, eos)
         if word is not None:
-            word = replace(word, text=self.tokenizer.decode(list(word.tokens)).strip())
+            word = replace(word, text=self._decode(list(word.tokens)).strip())
             self._sentences[0].target.append(word)
         if self._ahead is not None:
             if self.policy.next_action() is Action.FEED:
