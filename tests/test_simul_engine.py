@@ -383,10 +383,10 @@ TEXTS = [
 
 def check_sentence_text(tokenizer, vocab: int) -> None:
     """The writer's fast decoding equals the tokenizer's, and SentenceText's pieces and
-    text equal whole-sentence decoding, for real texts, for
-    random token runs (which split characters across tokens at every point), and for runs
-    of bytes that never make a character (a looping model's); and the window it decodes
-    stays short in every run, so the cost per token does not grow with the sentence."""
+    text equal whole-sentence decoding, for real texts, for random token runs (which split
+    characters across tokens at every point), and for runs of bytes that never make a
+    character (a looping model's); and the window it decodes stays short in every run, so
+    the cost per token does not grow with the sentence."""
     rng = random.Random(0)
     pieces = [i for i in range(vocab) if "\ufffd" in tokenizer.decode([i])]  # bytes of a char
     assert pieces
